@@ -65,9 +65,9 @@ function describeError(error: ErrorObject): string | undefined {
     case 'anyOf':
       return `${fieldPath(error.instancePath)} ${value} is not ${hint ?? 'of an accepted form'}`;
     default: {
-      const name = (error.params as { propertyName?: string }).propertyName;
+      const name = (error as { propertyName?: string }).propertyName;
       if (name !== undefined) {
-        return `${fieldPath(error.instancePath, name)}: key ${JSON.stringify(name)} is not ${hint ?? 'allowed'}`;
+        return `${fieldPath(error.instancePath)}: key ${JSON.stringify(name)} is not ${hint ?? 'allowed'}`;
       }
       return `${fieldPath(error.instancePath)} ${value} is not ${hint ?? error.message}`;
     }
@@ -144,11 +144,12 @@ export function loadEnvironment(file: string): Environment {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
     throw new ConfigError([`config ${name}: cannot read ${file} (${code})`]);
   }
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => {
       const where = e.linePos ? `${file}:${e.linePos[0].line}:${e.linePos[0].col}` : file;
-      return `config ${name}: ${where}: YAML syntax error: ${e.message.split('\n')[0]}`;
+      const message = e.message.split('\n')[0].replace(/ at line [0-9]+, column [0-9]+:?$/, '');
+      return `config ${name}: ${where}: YAML syntax error: ${message}`;
     }));
   }
   return parseEnvironment(name, doc.toJS());

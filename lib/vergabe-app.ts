@@ -207,7 +207,9 @@ export class VergabeApp extends Construct {
     });
 
     const configData = this.configData();
-    this.configChecksum = createHash('sha256').update(JSON.stringify(configData)).digest('hex');
+    // Over the keys in sorted order, as the ConfigMap is written, so anyone can recompute it.
+    const sorted = Object.fromEntries(Object.entries(configData).sort(([a], [b]) => (a < b ? -1 : 1)));
+    this.configChecksum = createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
     const configMapName = `${props.name}-config`;
     new k8s.KubeConfigMap(this, 'config', {
       metadata: this.metadata(configMapName, 'app'),
