@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'fs';
 import { join } from 'path';
 import Ajv, { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
-import { Manifest, manifests, productionFiles, productionWith, ROOT, synth } from './helpers';
+import { configData, Manifest, manifests, productionFiles, productionWith, ROOT, synth } from './helpers';
 
 type Schema = Record<string, any>;
 
@@ -70,6 +70,7 @@ function errorsOf(validate: ValidateFunction): string {
 }
 
 const productionObjects = manifests(productionFiles());
+const stagingObjects = manifests(synth(['staging', configData('staging')]));
 const allModesObjects = manifests(synth(['production', productionWith((c) => {
   c.app.media = { enabled: true };
   c.image.pullSecret = 'gitea-registry';
@@ -92,6 +93,10 @@ describe.each(['1.28.0', '1.33.0'])('Kubernetes %s, strict', (version) => {
   }
 
   test.each(productionObjects.map((o) => [`${o.kind} ${o.metadata.name}`, o]))('production %s is valid', (_n, object) => {
+    expect(validate(object as Manifest)).toBe('');
+  });
+
+  test.each(stagingObjects.map((o) => [`${o.kind} ${o.metadata.name}`, o]))('staging %s is valid', (_n, object) => {
     expect(validate(object as Manifest)).toBe('');
   });
 
