@@ -186,8 +186,9 @@ export const environmentSchema = {
           default: null,
         },
         pullSecret: {
-          anyOf: [{ type: 'null' }, dnsLabel],
-          hint: 'a Secret name (DNS-1123 label) or null',
+          ...dnsLabel,
+          type: ['string', 'null'],
+          hint: 'a Secret name (a DNS-1123 label) or null',
           default: null,
           description: 'Name of a kubernetes.io/dockerconfigjson Secret from SOPS, when the registry needs one.',
         },

@@ -62,14 +62,15 @@ function describeError(error: ErrorObject): string | undefined {
         ? ' (YAML read it as a number: put it in quotes)' : '';
       return `${fieldPath(error.instancePath)} ${value} is not of type ${JSON.stringify(error.schema)}${quote}`;
     }
-    case 'anyOf':
-      return `${fieldPath(error.instancePath)} ${value} is not ${hint ?? 'of an accepted form'}`;
     default: {
       const name = (error as { propertyName?: string }).propertyName;
       if (name !== undefined) {
         return `${fieldPath(error.instancePath)}: key ${JSON.stringify(name)} is not ${hint ?? 'allowed'}`;
       }
-      return `${fieldPath(error.instancePath)} ${value} is not ${hint ?? error.message}`;
+      if (hint && ['pattern', 'maxLength', 'minLength'].includes(error.keyword)) {
+        return `${fieldPath(error.instancePath)} ${value} is not ${hint}`;
+      }
+      return `${fieldPath(error.instancePath)} ${value}: ${error.message}`;
     }
   }
 }

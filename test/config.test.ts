@@ -71,6 +71,10 @@ describe('bad input names the environment, the field and the value', () => {
       'config production: app.replicas 2 is not 1, but app.media.enabled is true'],
     ['an extra egress that is not a CIDR', (c) => { c.app.extraEgress = [{ cidr: 'smtp.example.org', ports: [587] }]; },
       'config production: app.extraEgress[0].cidr "smtp.example.org" is not an IPv4 CIDR'],
+    ['a pull secret name that is not DNS-1123', (c) => { c.image.pullSecret = 'Gitea_Registry'; },
+      'config production: image.pullSecret "Gitea_Registry" is not a Secret name (a DNS-1123 label) or null'],
+    ['a worker count out of range', (c) => { c.app.gunicorn.workers = 0; },
+      'config production: app.gunicorn.workers 0: must be >= 1'],
   ])('%s', (_case, change, expected) => {
     const problems = problemsWith(change);
     expect(problems).toContainEqual(expect.stringMatching(new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)));
