@@ -1,0 +1,144 @@
+/*
+ * The fast path of `npm run synth` (scripts/synth.js) reuses a bundle of main.ts, lib/, imports/
+ * and the libraries, and V8's code cache of it. Reuse must never serve stale code or stale data:
+ * these tests edit a temporary copy of the project and check what is rebuilt and what is written.
+ */
+import { spawnSync } from 'child_process';
+import {
+  cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from 'fs';
+import { tmpdir } from 'os';
+import { join, relative } from 'path';
+import { parse, parseDocument } from 'yaml';
+import { ROOT, synth } from './helpers';
+
+let copy: string;
+const bundle = () => join(copy, '.cache', 'synth', 'main.js');
+const codeCache = () => join(copy, '.cache', 'synth', 'main.js.v8');
+
+/** Runs the synth in the copy; fails the test when it does not exit 0. */
+function runSynth(): { stderr: string; rebuilt: boolean } {
+  const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: copy, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`synth exited ${result.status}:\n${result.stderr}`);
+  return { stderr: result.stderr, rebuilt: /^synth: bundled main\.ts /m.test(result.stderr) };
+}
+
+/** The bundle file's identity: changes whenever the bundle is written again. */
+function bundleIdentity(): string {
+  const stat = statSync(bundle());
+  return `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+}
+
+/** Every file under the copy's dist/, by path relative to dist/. */
+function distFiles(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else out[relative(join(copy, 'dist'), path)] = readFileSync(path, 'utf8');
+    }
+  };
+  walk(join(copy, 'dist'));
+  return out;
+}
+
+/** The project's .ts files under `prefix` that the current bundle was built from. */
+function bundledProjectFiles(prefix: string): string[] {
+  const stamps = JSON.parse(readFileSync(join(copy, '.cache', 'synth', 'inputs.json'), 'utf8'));
+  return Object.keys(stamps).filter((file) => file.startsWith(prefix) && file.endsWith('.ts')).sort();
+}
+
+beforeAll(() => {
+  copy = mkdtempSync(join(tmpdir(), 'vergabe-synth-cache-'));
+  for (const entry of ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json', 'tsconfig.json']) {
+    cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+  const first = runSynth();
+  if (!first.rebuilt) throw new Error(`the first synth of a fresh copy did not bundle:\n${first.stderr}`);
+});
+
+afterAll(() => rmSync(copy, { recursive: true, force: true }));
+
+test('the bundle writes exactly what lib/ writes when run from its sources', () => {
+  const environments = readdirSync(join(copy, 'config'))
+    .filter((file) => file.endsWith('.yaml'))
+    .sort()
+    .map((file): [string, unknown] => [
+      file.replace(/\.yaml$/, ''),
+      parse(readFileSync(join(copy, 'config', file), 'utf8')),
+    ]);
+  const expected = Object.fromEntries(synth(...environments).map((f) => [f.path, f.content]));
+  expect(distFiles()).toEqual(expected);
+});
+
+test('with nothing changed the bundle is reused, from its code cache, and writes the same files', () => {
+  runSynth(); // the first run after a build makes the code cache
+  const before = bundleIdentity();
+  const files = distFiles();
+  const second = runSynth();
+  expect(second.rebuilt).toBe(false);
+  expect(bundleIdentity()).toBe(before);
+  expect(statSync(codeCache()).size).toBeGreaterThan(0);
+  expect(distFiles()).toEqual(files);
+});
+
+test('a changed config/*.yaml is read again on the next synth, without a rebuild', () => {
+  const file = join(copy, 'config', 'production.yaml');
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  const tag = doc.getIn(['image', 'tag']) === 'abcdef1' ? '1234567' : 'abcdef1';
+  doc.setIn(['image', 'tag'], tag);
+  writeFileSync(file, doc.toString());
+  const before = bundleIdentity();
+
+  const result = runSynth();
+  expect(result.rebuilt).toBe(false);
+  expect(bundleIdentity()).toBe(before);
+  expect(readFileSync(join(copy, 'dist', 'production', 'plan.tsv'), 'utf8'))
+    .toMatch(new RegExp(`^setting\timage\t\\S+:${tag}$`, 'm'));
+});
+
+test('an edited lib/*.ts file is bundled again and its change reaches dist/', () => {
+  // The first phase's title, as the current sources write it into plan.tsv, edited at its source.
+  const plan = readFileSync(join(copy, 'dist', 'production', 'plan.tsv'), 'utf8');
+  const title = plan.split('\n').find((line) => line.startsWith('phase\t'))?.split('\t')[4];
+  if (!title) throw new Error('plan.tsv has no phase line');
+  const source = join(copy, 'lib', 'phases.ts');
+  const text = readFileSync(source, 'utf8');
+  const edited = text.replace(`'${title}'`, `'${title} (edited)'`);
+  if (edited === text) throw new Error(`lib/phases.ts does not contain the title '${title}' as a literal`);
+  writeFileSync(source, edited);
+  const before = bundleIdentity();
+
+  const result = runSynth();
+  expect(result.stderr).toMatch(/^synth: bundled main\.ts in [0-9]+ ms \(lib\/phases\.ts changed\)$/m);
+  expect(bundleIdentity()).not.toBe(before);
+  expect(readFileSync(join(copy, 'dist', 'production', 'plan.tsv'), 'utf8')).toContain(`\t${title} (edited)\n`);
+});
+
+test('an edited imports/*.ts file is bundled again', () => {
+  const [file] = bundledProjectFiles('imports/');
+  if (!file) throw new Error('no imports/*.ts file is part of the bundle');
+  const probe = `synth-cache-probe-${process.pid}`;
+  writeFileSync(join(copy, file), `${readFileSync(join(copy, file), 'utf8')}\n(globalThis as any).probe = '${probe}';\n`);
+
+  const result = runSynth();
+  expect(result.stderr).toContain(`(${file} changed)`);
+  expect(readFileSync(bundle(), 'utf8')).toContain(probe);
+});
+
+test('a code cache that belongs to another bundle or Node is replaced, never used', () => {
+  const files = distFiles();
+  writeFileSync(codeCache(), 'v0.0.0 x64 1:2:3\nnot a V8 code cache');
+  const result = runSynth();
+  expect(result.rebuilt).toBe(false);
+  expect(distFiles()).toEqual(files);
+  expect(readFileSync(codeCache()).subarray(0, 40).toString('latin1').startsWith(`${process.version} `)).toBe(true);
+});
+
+test('bundled code uses __dirname only in cdk8s\'s URL loader, which a synth never calls', () => {
+  // The bundle runs from .cache/synth/, so __dirname there is not the folder of the source file.
+  const uses = readFileSync(bundle(), 'utf8').split('\n').filter((line) => /\b__(dirname|filename)\b/.test(line));
+  expect(uses.map((line) => line.trim())).toEqual(['const script = path.join(__dirname, "_loadurl.mjs");']);
+});
