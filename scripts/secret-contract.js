@@ -9,8 +9,9 @@
  * naming the file, the Secret and the key; no value (not even a part of one) is ever printed.
  *
  *   node scripts/secret-contract.js --env <env> [--root <repo dir>]
- *   node scripts/secret-contract.js --env <env> [--root <repo dir>] --check-file <path> --secret <name>
- *       (checks one file, e.g. a freshly encrypted one before it is moved into place, as <name>)
+ *   node scripts/secret-contract.js --env <env> [--root <repo dir>] --check-file <path> --secret <name> [...]
+ *       (checks files as the named Secrets, e.g. fresh sops output before it is moved into place;
+ *       the pair may repeat)
  *
  * Exit 0: contract holds (warnings may be printed); 1: problems; 2: usage or setup error.
  */
@@ -368,42 +369,48 @@ function loadContract(root, env) {
   });
 }
 
+/** @typedef {{ env: string, root: string, checks: Array<{ file: string, secret: string }> }} Args */
+
 /**
  * @param {string[]} argv
- * @returns {{ env: string, root: string, checkFile?: string, secret?: string }}
+ * @returns {Args}
  */
 function parseArgs(argv) {
   /** @type {Record<string, string>} */
   const options = {};
+  /** @type {string[]} */
+  const files = [];
+  /** @type {string[]} */
+  const secrets = [];
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i];
     if (!['--env', '--root', '--check-file', '--secret'].includes(flag)) throw new UsageError(`unknown argument ${flag}`);
     if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-    options[flag.slice(2)] = argv[i + 1];
+    if (flag === '--check-file') files.push(argv[i + 1]);
+    else if (flag === '--secret') secrets.push(argv[i + 1]);
+    else options[flag.slice(2)] = argv[i + 1];
   }
   if (!options.env) throw new UsageError('--env is required');
-  if ((options['check-file'] === undefined) !== (options.secret === undefined)) {
-    throw new UsageError('--check-file and --secret go together');
-  }
-  return {
-    env: options.env,
-    root: path.resolve(options.root ?? path.join(__dirname, '..')),
-    checkFile: options['check-file'],
-    secret: options.secret,
-  };
+  if (files.length !== secrets.length) throw new UsageError('each --check-file needs its --secret');
+  const root = path.resolve(options.root ?? path.join(__dirname, '..'));
+  return { env: options.env, root, checks: files.map((file, i) => ({ file: path.resolve(file), secret: secrets[i] })) };
 }
 
 /**
- * @param {{ env: string, root: string, checkFile?: string, secret?: string }} args
+ * @param {Args} args
  * @returns {{ findings: Finding[], checked: number }}
  */
 function run(args) {
   const contract = loadContract(args.root, args.env).filter((s) => s.source === 'sops');
-  if (args.checkFile !== undefined) {
-    const expected = contract.find((s) => s.name === args.secret);
-    if (!expected) throw new UsageError(`Secret ${args.secret} is not a sops Secret of dist/${args.env}/secrets.yaml`);
-    const file = path.resolve(args.checkFile);
-    return { findings: checkFile(file, path.relative(args.root, file) || file, expected, args.env), checked: 1 };
+  if (args.checks.length > 0) {
+    return {
+      findings: args.checks.flatMap(({ file, secret }) => {
+        const expected = contract.find((s) => s.name === secret);
+        if (!expected) throw new UsageError(`Secret ${secret} is not a sops Secret of dist/${args.env}/secrets.yaml`);
+        return checkFile(file, path.relative(args.root, file) || file, expected, args.env);
+      }),
+      checked: args.checks.length,
+    };
   }
 
   /** @type {Finding[]} */
@@ -430,7 +437,7 @@ function main() {
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`secret-contract: ${error.message}\n`
-        + 'usage: node scripts/secret-contract.js --env <env> [--root <repo dir>] [--check-file <path> --secret <name>]\n');
+        + 'usage: node scripts/secret-contract.js --env <env> [--root <repo dir>] [--check-file <path> --secret <name>]...\n');
       process.exit(2);
     }
     throw error;
@@ -444,7 +451,8 @@ function main() {
       + '(checked without decrypting; no value is shown)\n');
     process.exit(1);
   }
-  const what = args.checkFile !== undefined ? `${path.relative(args.root, path.resolve(args.checkFile))} as Secret ${args.secret}`
+  const what = args.checks.length > 0
+    ? args.checks.map(({ file, secret }) => `${path.relative(args.root, file)} as Secret ${secret}`).join(', ')
     : `${result.checked} Secret${result.checked === 1 ? '' : 's'} from SOPS in secrets/${args.env}/`;
   process.stdout.write(`secret contract of ${args.env} ok: ${what}`
     + `${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`);

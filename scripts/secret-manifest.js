@@ -9,8 +9,6 @@
  *   node scripts/secret-manifest.js list --env <env> [--root <repo dir>]
  *       one line per SOPS Secret: NAME<TAB>FILE<TAB>NEEDS, NEEDS being database-password,
  *       registry-credentials or "-" (what the caller must supply besides generated values)
- *   node scripts/secret-manifest.js password
- *       a new database password: 43 URL-safe characters (256 random bits)
  *   node scripts/secret-manifest.js render --env <env> [--root <repo dir>] --name <name>
  *       the manifest; reads the database password (one line) from stdin when the Secret needs it,
  *       and REGISTRY_USER / REGISTRY_TOKEN from the environment for a registry pull Secret
@@ -206,8 +204,8 @@ function printSecretMaterial(text) {
  */
 function parseArgs(argv) {
   const [command, ...rest] = argv;
-  if (!['list', 'password', 'render'].includes(command)) {
-    throw new Failure(`unknown command ${JSON.stringify(command ?? '')}; use list, password or render`, 2);
+  if (!['list', 'render'].includes(command)) {
+    throw new Failure(`unknown command ${JSON.stringify(command ?? '')}; use list or render`, 2);
   }
   /** @type {Record<string, string>} */
   const options = {};
@@ -217,7 +215,7 @@ function parseArgs(argv) {
     }
     options[rest[i].slice(2)] = rest[i + 1];
   }
-  if (command !== 'password' && !options.env) throw new Failure('--env is required', 2);
+  if (!options.env) throw new Failure('--env is required', 2);
   if (command === 'render' && !options.name) throw new Failure('--name is required', 2);
   return {
     command,
@@ -229,10 +227,6 @@ function parseArgs(argv) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  if (args.command === 'password') {
-    printSecretMaterial(`${crypto.randomBytes(32).toString('base64url')}\n`);
-    return;
-  }
 
   const secrets = sopsSecrets(args.root, args.env);
   if (args.command === 'list') {

@@ -67,21 +67,22 @@ check_sops() {
   fi
 }
 
-# Encrypts one Secret into a temp file next to its target; prints the temp file's path.
+# 256 random bits as 43 URL-safe characters, straight from the kernel through pipes.
+new_password() {
+  head -c 32 /dev/urandom | base64 -w 0 | tr '+/' '-_' | tr -d '='
+}
+
+# Encrypts one Secret into a temp file next to its target and sets ENCRYPTED_TEMP to its path.
 # $3 is the database password, or empty when the Secret does not need it.
 encrypt_one() {
   local env="$1" name="$2" password="$3" target="$4" temp
   temp="$(mktemp "$(dirname "$target")/.${name}.encrypting.XXXXXX")" || return 1
   temp_files+=("$temp")
   # printf is a shell builtin: the password never appears in a process's arguments.
-  if ! printf '%s\n' "$password" \
+  printf '%s\n' "$password" \
     | node "$scripts_dir/secret-manifest.js" render --env "$env" --root . --name "$name" \
     | sops --encrypt --filename-override "$target" --input-type yaml --output-type yaml /dev/stdin \
-      >"$temp"; then
-    return 1
-  fi
-  node "$scripts_dir/secret-contract.js" --env "$env" --root . --check-file "$temp" --secret "$name" >/dev/null \
-    || { say "sops output for $target failed the secret contract (see above); nothing was written" >&2; return 1; }
+      >"$temp" || return 1
   ENCRYPTED_TEMP="$temp"
 }
 
@@ -144,17 +145,21 @@ main() {
   check_sops
   local password=""
   if ((${#pw_missing[@]} > 0)); then
-    password="$(node "$scripts_dir/secret-manifest.js" password)"
+    password="$(new_password)"
   fi
 
   local i
-  local -a temps=()
+  local -a temps=() checks=()
   mkdir -p "secrets/$env"
   for i in "${!create[@]}"; do
     encrypt_one "$env" "${create[$i]}" "$password" "${create_files[$i]}" \
       || die "encrypting ${create_files[$i]} failed; nothing was written"
     temps+=("$ENCRYPTED_TEMP")
+    checks+=(--check-file "$ENCRYPTED_TEMP" --secret "${create[$i]}")
   done
+  # What sops wrote must pass the contract (e.g. no value left in plain text by a changed rule).
+  node "$scripts_dir/secret-contract.js" --env "$env" --root . "${checks[@]}" >/dev/null \
+    || die "the sops output failed the secret contract (see above); nothing was written"
 
   # All encrypted and checked: move them into place (never over a file that appeared meanwhile).
   for i in "${!temps[@]}"; do

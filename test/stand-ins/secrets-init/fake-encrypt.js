@@ -1,6 +1,6 @@
 // @ts-check
 // Part of the sops STAND-IN (see ./sops): reads a Secret manifest on stdin, prints it with fake
-// ENC[...] leaves and a sops block, and logs one JSON line per value (digest, length, class; never
+// ENC[...] leaves and a sops block for the recipients of the first creation rule, and logs one JSON line per value (digest, length, class; never
 // the value). Not encryption: the fake leaves are random bytes unrelated to the values.
 'use strict';
 const crypto = require('crypto');
@@ -20,7 +20,8 @@ process.stdin.on('data', (chunk) => chunks.push(chunk));
 process.stdin.on('end', () => {
   const doc = YAML.parse(Buffer.concat(chunks).toString('utf8'));
   const config = YAML.parse(fs.readFileSync('.sops.yaml', 'utf8'));
-  const recipient = config.creation_rules[0].key_groups[0].age[0];
+  /** @type {string[]} */
+  const recipients = config.creation_rules[0].key_groups[0].age;
   for (const section of ['data', 'stringData']) {
     for (const [key, value] of Object.entries(doc[section] ?? {})) {
       const text = String(value);
@@ -35,7 +36,9 @@ process.stdin.on('end', () => {
     }
   }
   doc.sops = {
-    age: [{ recipient, enc: '-----BEGIN AGE ENCRYPTED FILE-----\nZmFrZQ==\n-----END AGE ENCRYPTED FILE-----\n' }],
+    age: recipients.map((recipient) => ({
+      recipient, enc: '-----BEGIN AGE ENCRYPTED FILE-----\nZmFrZQ==\n-----END AGE ENCRYPTED FILE-----\n',
+    })),
     lastmodified: new Date().toISOString(),
     mac: fakeLeaf('str'),
     encrypted_regex: '^(data|stringData)$',
