@@ -1,0 +1,205 @@
+/*
+ * `node scripts/bump.js` (make vergabe-bump) as the operator runs it, in a temporary copy of the
+ * project made a git repository, so that `git diff` (not the script's own comparison) shows
+ * exactly what a bump changed.
+ */
+import { spawnSync } from 'child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { ROOT } from './helpers';
+
+const REPOSITORY = 'gitea.coulomb.social/coulomb/vergabe-teilnahme';
+const OLD_TAG = '0000000';
+const COMMIT = '3f2c1e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e';
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+
+let copy: string;
+
+function run(command: string, args: string[]) {
+  const result = spawnSync(command, args, { cwd: copy, encoding: 'utf8' });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function git(...args: string[]): string {
+  const result = run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args]);
+  if (result.status !== 0) throw new Error(`git ${args.join(' ')} failed:\n${result.stderr}`);
+  return result.stdout;
+}
+
+function bump(...args: string[]) {
+  return run(process.execPath, ['scripts/bump.js', ...args]);
+}
+
+/** Changed files (tracked or new) since the baseline commit. */
+function changedFiles(): string[] {
+  return git('status', '--porcelain', '--untracked-files=all').split('\n').filter(Boolean).map((l) => l.slice(3)).sort();
+}
+
+/** The removed and added lines of `paths` since the baseline commit, per `git diff -U0`. */
+function diffLines(...paths: string[]): { removed: string[]; added: string[] } {
+  const lines = git('diff', '--no-color', '-U0', '--', ...paths).split('\n');
+  return {
+    removed: lines.filter((l) => l.startsWith('-') && !l.startsWith('--- ')).map((l) => l.slice(1)),
+    added: lines.filter((l) => l.startsWith('+') && !l.startsWith('+++ ')).map((l) => l.slice(1)),
+  };
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Every line a bump may change in dist/<environment>/ (app `vergabe-teilnahme`, production): the
+ * image references, the migration Job's name and image-tag annotation, the plan's image and
+ * migrationJob settings and the Job's object line.
+ */
+function allowedLines(tag: string, digest?: string): Record<string, RegExp> {
+  const reference = escape(`${REPOSITORY}:${tag}${digest ? `@${digest}` : ''}`);
+  const job = 'vergabe-teilnahme-migrate-[0-9a-f]{8}';
+  return {
+    'image of a container': new RegExp(`^ +image: ${reference}$`),
+    'image-tag annotation of the Job': new RegExp(`^ +vergabe-teilnahme\\.whywhynot\\.de/image-tag: "?${escape(tag)}"?$`),
+    'name of the Job': new RegExp(`^ +name: ${job}$`),
+    'plan: setting image': new RegExp(`^setting\timage\t${reference}$`),
+    'plan: setting migrationJob': new RegExp(`^setting\tmigrationJob\t${job}$`),
+    'plan: object of the Job': new RegExp(`^object\t50-migrate\tjob\\.batch\tvergabe-teilnahme\t${job}\tcomplete\tprune$`),
+  };
+}
+
+/** Which allowed pattern each line matches; a line matching none fails the test, naming it. */
+function classify(lines: string[], allowed: Record<string, RegExp>): Set<string> {
+  const used = new Set<string>();
+  for (const line of lines) {
+    const name = Object.keys(allowed).find((key) => allowed[key].test(line));
+    expect({ line, allowed: name !== undefined }).toEqual({ line, allowed: true });
+    if (name) used.add(name);
+  }
+  return used;
+}
+
+const jobNames = (lines: string[]) => new Set(lines.flatMap((l) => l.match(/vergabe-teilnahme-migrate-[0-9a-f]{8}/g) ?? []));
+
+beforeAll(() => {
+  copy = mkdtempSync(join(tmpdir(), 'vergabe-bump-'));
+  for (const entry of ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json', 'tsconfig.json']) {
+    cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+  writeFileSync(join(copy, '.gitignore'), 'node_modules\n.cache/\n');
+  const synth = run(process.execPath, ['scripts/synth.js']);
+  if (synth.status !== 0) throw new Error(`synth of the committed configuration failed:\n${synth.stderr}`);
+  git('init', '-q');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'baseline');
+});
+
+afterEach(() => {
+  git('reset', '-q', '--hard');
+  git('clean', '-fdq');
+});
+
+afterAll(() => rmSync(copy, { recursive: true, force: true }));
+
+describe('a valid bump', () => {
+  test('changes only image references, the Job name and annotation, and the plan lines naming them', () => {
+    const result = bump('--env', 'production', '--tag', COMMIT, '--digest', DIGEST);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+
+    for (const file of changedFiles()) expect(file).toMatch(/^(config\/production\.yaml|dist\/production\/[^/]+)$/);
+    const { removed, added } = diffLines('dist/production');
+    expect(added.length).toBeGreaterThan(0);
+    expect(removed.length).toBe(added.length);
+    const everyKind = Object.keys(allowedLines(COMMIT));
+    expect([...classify(removed, allowedLines(OLD_TAG))].sort()).toEqual([...everyKind].sort());
+    expect([...classify(added, allowedLines(COMMIT, DIGEST))].sort()).toEqual([...everyKind].sort());
+
+    const [oldJob] = jobNames(removed);
+    expect(jobNames(removed).size).toBe(1);
+    expect(jobNames(added).size).toBe(1);
+    expect(jobNames(added)).not.toContain(oldJob);
+  });
+
+  test('writes exactly the tag and digest lines of the configuration', () => {
+    bump('--env', 'production', '--tag', COMMIT, '--digest', DIGEST);
+    expect(diffLines('config')).toEqual({
+      removed: [`  tag: "${OLD_TAG}"`, '  digest: null'],
+      added: [`  tag: "${COMMIT}"`, `  digest: "${DIGEST}"`],
+    });
+  });
+
+  test('prints the configuration change and each changed line of dist/<environment>/, old and new', () => {
+    const { stdout } = bump('--env', 'production', '--tag', COMMIT);
+    expect(stdout).toContain(`config/production.yaml: image.tag "${OLD_TAG}" → "${COMMIT}", image.digest null → null`);
+    expect(stdout).toMatch(/^ {2}dist\/production\/60-app\.yaml$/m);
+    expect(stdout).toMatch(/^ {4}line [0-9]+:\n {6}- image: .*:0000000\n {6}\+ image: .*:3f2c1e0a9b8d/m);
+    expect(stdout).not.toMatch(/dist\/production\/(00|20|30|70|80)-/);
+  });
+
+  test('a new tag without a digest drops the old digest from config and every image reference', () => {
+    expect(bump('--env', 'production', '--tag', COMMIT, '--digest', DIGEST).status).toBe(0);
+    expect(bump('--env', 'production', '--tag', 'abcdef0').status).toBe(0);
+    expect(readFileSync(join(copy, 'config', 'production.yaml'), 'utf8')).toMatch(/^ {2}digest: null$/m);
+    const { added } = diffLines('dist/production');
+    classify(added, allowedLines('abcdef0'));
+    expect(added.join('\n')).not.toContain('sha256:');
+  });
+
+  test('a bump of staging leaves production\'s configuration and output untouched', () => {
+    expect(bump('--env', 'staging', '--tag', COMMIT).status).toBe(0);
+    const files = changedFiles();
+    expect(files).toContain('config/staging.yaml');
+    expect(files.filter((f) => f.includes('production'))).toEqual([]);
+  });
+
+  test('--dry-run validates and shows the change, writes nothing', () => {
+    const result = bump('--env', 'production', '--tag', COMMIT, '--dry-run');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^bump: valid, would write config\/production\.yaml: image\.tag "0000000" → "3f2c/m);
+    expect(changedFiles()).toEqual([]);
+  });
+});
+
+describe('bad input: a clear error, exit 1, config and dist byte for byte as before', () => {
+  const hash = 'a git commit hash (7 to 40 lowercase hex digits)';
+  test.each<[string, string[], string]>([
+    ['a moving tag', ['--tag', 'latest'], `config production: image.tag "latest" is not ${hash}`],
+    ['an upper-case commit', ['--tag', COMMIT.toUpperCase()], `config production: image.tag "${COMMIT.toUpperCase()}" is not ${hash}`],
+    ['a too short commit', ['--tag', 'abc12'], `config production: image.tag "abc12" is not ${hash}`],
+    ['a bad digest', ['--tag', COMMIT, '--digest', 'sha256:123'],
+      'config production: image.digest "sha256:123" is not an image digest ("sha256:" and 64 lowercase hex digits)'],
+  ])('%s', (_case, args, problem) => {
+    const result = bump('--env', 'production', ...args);
+    expect(result.status).toBe(1);
+    expect(result.stderr.split('\n')).toContain(problem);
+    expect(result.stderr).toMatch(/^bump: nothing written; config\/production\.yaml and dist\/ are unchanged$/m);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    expect(result.stdout).toBe('');
+    expect(changedFiles()).toEqual([]);
+  });
+
+  test('an unknown environment lists the existing ones', () => {
+    const result = bump('--env', 'prod', '--tag', COMMIT);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe('bump: there is no environment "prod" (no config/prod.yaml); environments: production, staging\n');
+    expect(changedFiles()).toEqual([]);
+  });
+
+  test('a missing --tag prints the usage', () => {
+    const result = bump('--env', 'production');
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^bump: --tag is required\nusage: node scripts\/bump\.js --env/);
+    expect(changedFiles()).toEqual([]);
+  });
+
+  test('when synthesis fails, the configuration is put back and synth\'s message shown', () => {
+    // Synthesis reads every environment: a broken second one makes it fail after the write.
+    const production = readFileSync(join(copy, 'config', 'production.yaml'), 'utf8');
+    writeFileSync(join(copy, 'config', 'zz-broken.yaml'), production.replace('kubeContext:', 'kubeContxt:'));
+    const result = bump('--env', 'production', '--tag', COMMIT);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^config zz-broken: kubeContxt is not a known setting$/m);
+    expect(result.stderr).toMatch(/^bump: synthesis failed; config\/production\.yaml is restored, dist\/ is as before$/m);
+    expect(changedFiles()).toEqual(['config/zz-broken.yaml']);
+  });
+});
