@@ -162,8 +162,10 @@ main() {
     || die "the sops output failed the secret contract (see above); nothing was written"
 
   # All encrypted and checked: move them into place (never over a file that appeared meanwhile).
+  for file in "${create_files[@]}"; do
+    [[ ! -e "$file" ]] || die "$file appeared while encrypting; nothing was written"
+  done
   for i in "${!temps[@]}"; do
-    [[ ! -e "${create_files[$i]}" ]] || die "${create_files[$i]} appeared while encrypting; not overwritten"
     mv -n -- "${temps[$i]}" "${create_files[$i]}"
     say "created ${create_files[$i]} (encrypted)"
   done
