@@ -3,43 +3,27 @@
  * project made a git repository, so that `git diff` (not the script's own comparison) shows
  * exactly what a bump changed.
  */
-import { spawnSync } from 'child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
+import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { ROOT } from './helpers';
+import { copyProject, ProjectCopy } from './project-copy';
 
 const REPOSITORY = 'gitea.coulomb.social/coulomb/vergabe-teilnahme';
 const OLD_TAG = '0000000';
 const COMMIT = '3f2c1e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e';
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
 
+let project: ProjectCopy;
 let copy: string;
 
-function run(command: string, args: string[]) {
-  const result = spawnSync(command, args, { cwd: copy, encoding: 'utf8' });
-  if (result.error) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function git(...args: string[]): string {
-  const result = run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args]);
-  if (result.status !== 0) throw new Error(`git ${args.join(' ')} failed:\n${result.stderr}`);
-  return result.stdout;
-}
-
 function bump(...args: string[]) {
-  return run(process.execPath, ['scripts/bump.js', ...args]);
+  return project.run(process.execPath, ['scripts/bump.js', ...args]);
 }
 
-/** Changed files (tracked or new) since the baseline commit. */
-function changedFiles(): string[] {
-  return git('status', '--porcelain', '--untracked-files=all').split('\n').filter(Boolean).map((l) => l.slice(3)).sort();
-}
+const changedFiles = () => project.changedFiles();
 
 /** The removed and added lines of `paths` since the baseline commit, per `git diff -U0`. */
 function diffLines(...paths: string[]): { removed: string[]; added: string[] } {
-  const lines = git('diff', '--no-color', '-U0', '--', ...paths).split('\n');
+  const lines = project.git('diff', '--no-color', '-U0', '--', ...paths).split('\n');
   return {
     removed: lines.filter((l) => l.startsWith('-') && !l.startsWith('--- ')).map((l) => l.slice(1)),
     added: lines.filter((l) => l.startsWith('+') && !l.startsWith('+++ ')).map((l) => l.slice(1)),
@@ -80,25 +64,13 @@ function classify(lines: string[], allowed: Record<string, RegExp>): Set<string>
 const jobNames = (lines: string[]) => new Set(lines.flatMap((l) => l.match(/vergabe-teilnahme-migrate-[0-9a-f]{8}/g) ?? []));
 
 beforeAll(() => {
-  copy = mkdtempSync(join(tmpdir(), 'vergabe-bump-'));
-  for (const entry of ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json', 'tsconfig.json']) {
-    cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
-  }
-  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
-  writeFileSync(join(copy, '.gitignore'), 'node_modules\n.cache/\n');
-  const synth = run(process.execPath, ['scripts/synth.js']);
-  if (synth.status !== 0) throw new Error(`synth of the committed configuration failed:\n${synth.stderr}`);
-  git('init', '-q');
-  git('add', '-A');
-  git('commit', '-q', '-m', 'baseline');
+  project = copyProject('vergabe-bump-');
+  copy = project.dir;
 });
 
-afterEach(() => {
-  git('reset', '-q', '--hard');
-  git('clean', '-fdq');
-});
+afterEach(() => project.reset());
 
-afterAll(() => rmSync(copy, { recursive: true, force: true }));
+afterAll(() => project.remove());
 
 describe('a valid bump', () => {
   test('changes only image references, the Job name and annotation, and the plan lines naming them', () => {

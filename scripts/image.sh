@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `make vergabe-image APP_DIR=<the app's checkout> [ENV=production]`, i.e.
+#   scripts/image.sh <APP_DIR> [ENV]
+# Builds the app's image from a clean git checkout, tags it with the checkout's commit, pushes
+# it, and bumps config/<ENV>.yaml to that tag and the digest the registry reported for the push
+# (then re-synthesizes dist/), so what is deployed is exactly what was pushed.
+#
+# The digest comes from `docker push`'s own last line, "<tag>: digest: sha256:<hex> size: <n>":
+# that is the registry's answer for this very push of this very tag. `docker inspect`'s
+# RepoDigests is a local list with one entry per repository the image was ever tagged for, in
+# no promised order (index 0 may name another repository), and with the containerd image store
+# it holds digests before anything was pushed.
+set -euo pipefail
+
+USAGE='usage: scripts/image.sh <APP_DIR> [ENV]   (ENV: an environment in config/, default production)'
+
+PUSH_LOG=''
+cleanup() { if [ -n "$PUSH_LOG" ]; then rm -f "$PUSH_LOG"; fi; }
+trap cleanup EXIT
+
+say() { printf '==> %s\n' "$*"; }
+fail() { printf 'image: %s\n' "$*" >&2; exit 1; }
+
+# The checkout must be a git work tree without any change, so that the commit names the image's
+# whole source. Untracked files count: they would be part of the build context.
+# TODO: files ignored by git are still in the build context unless the app's .dockerignore
+# excludes them (a local .env, say); building from `git archive` would exclude them for sure.
+check_checkout() {
+  local app_dir=$1 inside dirty
+  inside=$(git -C "$app_dir" rev-parse --is-inside-work-tree 2>/dev/null) || inside=false
+  [ "$inside" = true ] || fail "$app_dir is not a git checkout; APP_DIR must be a clone of the app's repository"
+  git -C "$app_dir" rev-parse --verify --quiet HEAD >/dev/null || fail "$app_dir has no commit yet"
+  dirty=$(git -C "$app_dir" status --porcelain) || fail "git status failed in $app_dir"
+  if [ -n "$dirty" ]; then
+    printf '%s\n' "$dirty" >&2
+    fail "$app_dir has uncommitted changes (above); commit or remove them, the image must be exactly one commit"
+  fi
+  [ -f "$app_dir/Dockerfile" ] || fail "$app_dir has no Dockerfile"
+}
+
+# image.repository of config/<env>.yaml, read as YAML (the file is validated by the dry run before).
+image_repository() {
+  node -e '
+    const { parse } = require("yaml");
+    const repository = parse(require("fs").readFileSync(process.argv[1], "utf8")).image.repository;
+    process.stdout.write(String(repository));
+  ' "config/$1.yaml"
+}
+
+# The digest in `docker push`'s output for tag $2, from the file $1; empty when there is none.
+pushed_digest() {
+  local log=$1 tag=$2 line digest=''
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line =~ (^|[[:space:]])${tag}:\ digest:\ (sha256:[0-9a-f]{64})\ size: ]]; then
+      digest=${BASH_REMATCH[2]}
+    fi
+  done <"$log"
+  printf '%s' "$digest"
+}
+
+main() {
+  if [ "$#" -lt 1 ] || [ "$#" -gt 2 ] || [ -z "$1" ]; then fail "APP_DIR is required; $USAGE"; fi
+  local env=${2:-production} app_dir root commit repository reference digest
+  [ -d "$1" ] || fail "APP_DIR $1 is not a folder"
+  app_dir=$(cd "$1" && pwd)
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  cd "$root"
+
+  say "checking that $app_dir is a clean git checkout"
+  check_checkout "$app_dir"
+  commit=$(git -C "$app_dir" rev-parse HEAD)
+
+  say "checking that config/$env.yaml accepts tag $commit"
+  node scripts/bump.js --env "$env" --tag "$commit" --dry-run >/dev/null \
+    || fail "stopped before the build: the configuration check above failed"
+  repository=$(image_repository "$env")
+  reference="$repository:$commit"
+
+  command -v docker >/dev/null || fail "docker is not installed (or not on PATH); it is needed to build and push $reference"
+
+  say "docker build -t $reference $app_dir"
+  docker build -t "$reference" "$app_dir" || fail "docker build failed (above); nothing pushed, config/$env.yaml unchanged"
+
+  say "docker push $reference"
+  PUSH_LOG=$(mktemp)
+  docker push "$reference" 2>&1 | tee "$PUSH_LOG" || fail "docker push failed (above); config/$env.yaml unchanged"
+  digest=$(pushed_digest "$PUSH_LOG" "$commit")
+  [ -n "$digest" ] || fail "docker push printed no \"$commit: digest: sha256:... size: ...\" line; config/$env.yaml unchanged"
+
+  say "bumping config/$env.yaml to $reference@$digest"
+  node scripts/bump.js --env "$env" --tag "$commit" --digest "$digest" \
+    || fail "the bump failed (above); $reference@$digest is pushed: once fixed, run" \
+      "make vergabe-bump ENV=$env TAG=$commit DIGEST=$digest"
+}
+
+main "$@"

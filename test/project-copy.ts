@@ -1,0 +1,77 @@
+/*
+ * A temporary copy of the project as a git repository of its own, with dist/ synthesized and
+ * committed, so that a test can run the operator's commands and ask `git` exactly what they
+ * changed (and reset it) without touching the real tree.
+ */
+import { spawnSync, SpawnSyncOptions } from 'child_process';
+import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { ROOT } from './helpers';
+
+/** What a command did. */
+export interface RunResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A project copy and the commands a test needs in it. */
+export interface ProjectCopy {
+  /** The copy's root folder. */
+  readonly dir: string;
+  /** Runs `command` in the copy; `env` is added to this process's environment. */
+  run(command: string, args: string[], env?: NodeJS.ProcessEnv): RunResult;
+  /** `git` in the copy; throws when it fails. */
+  git(...args: string[]): string;
+  /** Files changed, added or removed since the baseline (paths relative to the copy). */
+  changedFiles(): string[];
+  /** Back to the baseline commit, untracked files removed. */
+  reset(): void;
+  /** Removes the copy. */
+  remove(): void;
+}
+
+/** What the copy holds: the sources synthesis and the scripts need, no tests, no dist/. */
+const ENTRIES = ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json', 'tsconfig.json'];
+
+/** Runs a command; throws only when it cannot start. */
+export function run(command: string, args: string[], options: SpawnSyncOptions): RunResult {
+  const result = spawnSync(command, args, { ...options, encoding: 'utf8' });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** `git` with a fixed identity (the copy's commits are throwaway). */
+export function git(cwd: string, ...args: string[]): string {
+  const result = run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd });
+  if (result.status !== 0) throw new Error(`git ${args.join(' ')} failed in ${cwd}:\n${result.stderr}`);
+  return result.stdout;
+}
+
+/** Copies the project into a new temporary folder, synthesizes and commits the baseline. */
+export function copyProject(prefix: string): ProjectCopy {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  for (const entry of ENTRIES) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, '.gitignore'), 'node_modules\n.cache/\n');
+
+  const synth = run(process.execPath, ['scripts/synth.js'], { cwd: dir });
+  if (synth.status !== 0) throw new Error(`synth of the committed configuration failed:\n${synth.stderr}`);
+  git(dir, 'init', '-q');
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '-m', 'baseline');
+
+  return {
+    dir,
+    run: (command, args, env) => run(command, args, { cwd: dir, env: { ...process.env, ...env } }),
+    git: (...args) => git(dir, ...args),
+    changedFiles: () => git(dir, 'status', '--porcelain', '--untracked-files=all')
+      .split('\n').filter(Boolean).map((l) => l.slice(3)).sort(),
+    reset: () => {
+      git(dir, 'reset', '-q', '--hard');
+      git(dir, 'clean', '-fdq');
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
