@@ -72,7 +72,9 @@ function inPlace(doc: Document, path: readonly string[], value: string | null): 
 }
 
 /** `value` at `path` through the Document API; the library renders the whole file again. */
-function setThroughDocument(environment: string, doc: Document, path: readonly string[], value: string | null): void {
+function setThroughDocument(
+  environment: string, doc: Document, path: readonly string[], value: string | null,
+): void {
   const node = new Scalar(value);
   if (value !== null) node.type = Scalar.QUOTE_DOUBLE;
   try {
@@ -118,8 +120,9 @@ export function planImageBump(text: string, environment: string, image: ImageVer
   const got = parsed.config.image;
   if (got.tag !== image.tag || (got.digest ?? null) !== digest) {
     // The edit itself went wrong (e.g. an anchor elsewhere in the file): never write that.
-    throw new Error(`image bump of ${environment}: the edited text reads image.tag ${JSON.stringify(got.tag)}, `
-      + `image.digest ${JSON.stringify(got.digest)} instead of ${JSON.stringify(image.tag)}, ${JSON.stringify(digest)}`);
+    const [gotTag, gotDigest, tag] = [got.tag, got.digest, image.tag].map((v) => JSON.stringify(v));
+    throw new Error(`image bump of ${environment}: the edited text reads image.tag ${gotTag}, `
+      + `image.digest ${gotDigest} instead of ${tag}, ${JSON.stringify(digest)}`);
   }
   return { text: result, environment: parsed, before };
 }

@@ -18,7 +18,8 @@ const { spawnSync } = require('child_process');
 const { createRequire } = require('module');
 
 const root = path.resolve(__dirname, '..');
-const USAGE = 'usage: node scripts/bump.js --env <environment> --tag <commit> [--digest sha256:<64 hex>] [--dry-run]';
+const USAGE = 'usage: node scripts/bump.js --env <environment> --tag <commit> '
+  + '[--digest sha256:<64 hex>] [--dry-run]';
 
 /** A problem the operator can fix: printed as one line (or a few), exit code 1, no stack trace. */
 class BumpError extends Error {
@@ -33,7 +34,8 @@ class BumpError extends Error {
  * @typedef {{ environment: string, tag: string, digest: string | null, dryRun: boolean }} Options
  * @typedef {{ tag: string, digest?: string | null }} ImageVersion
  * @typedef {{ text: string, before: { tag: unknown, digest: unknown } }} ImageBump
- * @typedef {{ planImageBump: (text: string, environment: string, image: ImageVersion) => ImageBump }} ImageBumpModule
+ * @typedef {(text: string, environment: string, image: ImageVersion) => ImageBump} PlanImageBump
+ * @typedef {{ planImageBump: PlanImageBump }} ImageBumpModule
  */
 
 /**
@@ -95,7 +97,8 @@ function loadImageBump() {
 /** @returns {string[]} the environments, from config/*.yaml */
 function environments() {
   try {
-    return fs.readdirSync(path.join(root, 'config')).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
+    const files = fs.readdirSync(path.join(root, 'config'));
+    return files.filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
   } catch {
     return [];
   }
@@ -230,11 +233,13 @@ function synthesize() {
   const ignore = () => {};
   process.on('SIGINT', ignore);
   try {
-    const result = spawnSync(process.execPath, [path.join(root, 'scripts', 'synth.js')], { cwd: root, encoding: 'utf8' });
+    const synth = path.join(root, 'scripts', 'synth.js');
+    const result = spawnSync(process.execPath, [synth], { cwd: root, encoding: 'utf8' });
     const output = `${result.stderr ?? ''}${result.error ? `${result.error.message}\n` : ''}`;
     if (result.status === 0) return { ok: true, output: '' };
     const how = result.signal ? `was stopped by ${result.signal}` : `exited with ${result.status}`;
-    return { ok: false, output: `${output}${output.endsWith('\n') || output === '' ? '' : '\n'}synth ${how}` };
+    const separator = output === '' || output.endsWith('\n') ? '' : '\n';
+    return { ok: false, output: `${output}${separator}synth ${how}` };
   } finally {
     process.off('SIGINT', ignore);
   }
@@ -264,7 +269,8 @@ function main(options) {
   } catch (error) {
     const problems = /** @type {{ name?: string, problems?: string[] }} */ (error);
     if (problems.name === 'ConfigError' && problems.problems) {
-      throw new BumpError([...problems.problems, `bump: nothing written; ${relativeFile} and dist/ are unchanged`]);
+      const unchanged = `bump: nothing written; ${relativeFile} and dist/ are unchanged`;
+      throw new BumpError([...problems.problems, unchanged]);
     }
     throw error;
   }
@@ -294,7 +300,8 @@ function main(options) {
 
   const distAfter = readTree(path.join(root, 'dist'));
   /** @param {Map<string, string>} tree @param {boolean} mine */
-  const part = (tree, mine) => new Map([...tree].filter(([name]) => name.startsWith(`${environment}/`) === mine)
+  const part = (tree, mine) => new Map([...tree]
+    .filter(([name]) => name.startsWith(`${environment}/`) === mine)
     .map(([name, content]) => [mine ? name.slice(environment.length + 1) : name, content]));
   const changes = describeChanges(distLabel, part(distBefore, true), part(distAfter, true));
   if (changes.length === 0) {

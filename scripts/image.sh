@@ -28,12 +28,14 @@ fail() { printf 'image: %s\n' "$*" >&2; exit 1; }
 check_checkout() {
   local app_dir=$1 inside dirty
   inside=$(git -C "$app_dir" rev-parse --is-inside-work-tree 2>/dev/null) || inside=false
-  [ "$inside" = true ] || fail "$app_dir is not a git checkout; APP_DIR must be a clone of the app's repository"
+  [ "$inside" = true ] \
+    || fail "$app_dir is not a git checkout; APP_DIR must be a clone of the app's repository"
   git -C "$app_dir" rev-parse --verify --quiet HEAD >/dev/null || fail "$app_dir has no commit yet"
   dirty=$(git -C "$app_dir" status --porcelain) || fail "git status failed in $app_dir"
   if [ -n "$dirty" ]; then
     printf '%s\n' "$dirty" >&2
-    fail "$app_dir has uncommitted changes (above); commit or remove them, the image must be exactly one commit"
+    fail "$app_dir has uncommitted changes (above);" \
+      "commit or remove them, the image must be exactly one commit"
   fi
   [ -f "$app_dir/Dockerfile" ] || fail "$app_dir has no Dockerfile"
 }
@@ -76,16 +78,20 @@ main() {
   repository=$(image_repository "$env")
   reference="$repository:$commit"
 
-  command -v docker >/dev/null || fail "docker is not installed (or not on PATH); it is needed to build and push $reference"
+  command -v docker >/dev/null \
+    || fail "docker is not installed (or not on PATH); it is needed to build and push $reference"
 
   say "docker build -t $reference $app_dir"
-  docker build -t "$reference" "$app_dir" || fail "docker build failed (above); nothing pushed, config/$env.yaml unchanged"
+  docker build -t "$reference" "$app_dir" \
+    || fail "docker build failed (above); nothing pushed, config/$env.yaml unchanged"
 
   say "docker push $reference"
   PUSH_LOG=$(mktemp)
-  docker push "$reference" 2>&1 | tee "$PUSH_LOG" || fail "docker push failed (above); config/$env.yaml unchanged"
+  docker push "$reference" 2>&1 | tee "$PUSH_LOG" \
+    || fail "docker push failed (above); config/$env.yaml unchanged"
   digest=$(pushed_digest "$PUSH_LOG" "$commit")
-  [ -n "$digest" ] || fail "docker push printed no \"$commit: digest: sha256:... size: ...\" line; config/$env.yaml unchanged"
+  [ -n "$digest" ] \
+    || fail "docker push printed no \"$commit: digest: sha256:... size: ...\" line; config/$env.yaml unchanged"
 
   say "bumping config/$env.yaml to $reference@$digest"
   node scripts/bump.js --env "$env" --tag "$commit" --digest "$digest" \

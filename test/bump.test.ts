@@ -61,7 +61,7 @@ function classify(lines: string[], allowed: Record<string, RegExp>): Set<string>
   return used;
 }
 
-const jobNames = (lines: string[]) => new Set(lines.flatMap((l) => l.match(/vergabe-teilnahme-migrate-[0-9a-f]{8}/g) ?? []));
+const jobNames = (lines: string[]) => new Set(lines.flatMap((l) => l.match(/-migrate-[0-9a-f]{8}/g) ?? []));
 
 beforeAll(() => {
   project = copyProject('vergabe-bump-');
@@ -136,7 +136,8 @@ describe('bad input: a clear error, exit 1, config and dist byte for byte as bef
   const hash = 'a git commit hash (7 to 40 lowercase hex digits)';
   test.each<[string, string[], string]>([
     ['a moving tag', ['--tag', 'latest'], `config production: image.tag "latest" is not ${hash}`],
-    ['an upper-case commit', ['--tag', COMMIT.toUpperCase()], `config production: image.tag "${COMMIT.toUpperCase()}" is not ${hash}`],
+    ['an upper-case commit', ['--tag', COMMIT.toUpperCase()],
+      `config production: image.tag "${COMMIT.toUpperCase()}" is not ${hash}`],
     ['a too short commit', ['--tag', 'abc12'], `config production: image.tag "abc12" is not ${hash}`],
     ['a bad digest', ['--tag', COMMIT, '--digest', 'sha256:123'],
       'config production: image.digest "sha256:123" is not an image digest ("sha256:" and 64 lowercase hex digits)'],
@@ -153,7 +154,9 @@ describe('bad input: a clear error, exit 1, config and dist byte for byte as bef
   test('an unknown environment lists the existing ones', () => {
     const result = bump('--env', 'prod', '--tag', COMMIT);
     expect(result.status).toBe(1);
-    expect(result.stderr).toBe('bump: there is no environment "prod" (no config/prod.yaml); environments: production, staging\n');
+    expect(result.stderr).toBe(
+      'bump: there is no environment "prod" (no config/prod.yaml); environments: production, staging\n',
+    );
     expect(changedFiles()).toEqual([]);
   });
 

@@ -39,7 +39,7 @@ function problemsOf(action: () => unknown): readonly string[] {
 }
 
 describe('keeps the operator\'s file', () => {
-  test.each(['production', 'staging'])('%s: every comment, blank line and layout kept; only image.tag changes', (environment) => {
+  test.each(['production', 'staging'])('%s: comments, blank lines and layout kept; only image.tag changes', (environment) => {
     const before = committed(environment);
     const after = bumpImage(before, environment, { tag: COMMIT });
     expect(changedLines(before, after)).toEqual([
@@ -119,7 +119,8 @@ describe('bad input is a ConfigError naming environment, field and value', () =>
     ['a tag with quotes and a newline', { tag: 'a"b\n' }, `config production: image.tag "a\\"b\\n" is not ${hash}`],
     ['a digest without "sha256:"', { tag: COMMIT, digest: '0123456789abcdef'.repeat(4) },
       `config production: image.digest "${'0123456789abcdef'.repeat(4)}" is not ${digest}`],
-    ['a short digest', { tag: COMMIT, digest: 'sha256:abc' }, `config production: image.digest "sha256:abc" is not ${digest}`],
+    ['a short digest', { tag: COMMIT, digest: 'sha256:abc' },
+      `config production: image.digest "sha256:abc" is not ${digest}`],
     ['an upper-case digest', { tag: COMMIT, digest: DIGEST.toUpperCase() },
       `config production: image.digest "${DIGEST.toUpperCase()}" is not ${digest}`],
   ])('%s', (_case, image, problem) => {
@@ -129,12 +130,14 @@ describe('bad input is a ConfigError naming environment, field and value', () =>
   test('the whole edited file is validated, not only the image', () => {
     const broken = committed('staging').replace('host: vergabe-teilnahme-staging.whywhynot.de', 'host: Staging');
     expect(problemsOf(() => bumpImage(broken, 'staging', { tag: COMMIT }))).toEqual([
-      'config staging: app.host "Staging" is not a fully qualified DNS name (lowercase, dot-separated labels, no wildcard)',
+      'config staging: app.host "Staging" is not a fully qualified DNS name '
+        + '(lowercase, dot-separated labels, no wildcard)',
     ]);
   });
 
   test('a YAML syntax error names the line', () => {
-    const [problem] = problemsOf(() => bumpImage(`${committed('production')}broken: [\n`, 'production', { tag: COMMIT }));
+    const broken = `${committed('production')}broken: [\n`;
+    const [problem] = problemsOf(() => bumpImage(broken, 'production', { tag: COMMIT }));
     expect(problem).toMatch(/^config production: line [0-9]+, column [0-9]+: YAML syntax error: /);
   });
 
