@@ -1,32 +1,31 @@
 #!/usr/bin/env node
 // @ts-check
 /*
- * `npm run synth`: bundles main.ts with lib/, imports/ and the libraries it uses into one file
- * with esbuild (no type check: that is `npm test`'s job), then runs it. config/*.yaml is data,
- * read by the bundle on every run, never bundled.
+ * `npm run synth`: bundles main.ts with lib/ and imports/ using esbuild (no type check: that is
+ * `npm test`'s job), then runs it. config/*.yaml is data, read by the bundle on every run, never
+ * bundled.
  *
  * Speed, because the operator's loop is edit, synth, read the diff:
- * - The bundle in .cache/synth/ is reused while every file it was built from, and every file
+ * - Two bundles in .cache/synth/: main.js (our code, a few hundred kB, rebuilt in tens of
+ *   milliseconds after an edit) and vendor.js (the packages main.js imports, rebuilt only when
+ *   node_modules changes). Each is reused while every file it was built from, and every file
  *   that shapes the build (BUILD_INPUTS), has the size and times it had then. A new file only
- *   enters the bundle once an input imports it, and that edit changes the input.
+ *   enters a bundle once an input imports it, and that edit changes the input.
  * - Loading one file instead of a few hundred modules saves module resolution, and V8's code
- *   cache of the bundle (made after the first run, like Node 22's module.enableCompileCache())
- *   saves parsing and compiling it again. The cache names the exact bundle and Node version
- *   it belongs to; any other cache is ignored and replaced.
+ *   cache of each bundle (made after its first run, like Node 22's module.enableCompileCache())
+ *   saves parsing and compiling it again. A cache names the exact bundle and Node it belongs to;
+ *   any other cache is ignored and replaced.
  */
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
-const { createRequire } = require('module');
+const { createRequire, isBuiltin } = require('module');
 
 const root = path.resolve(__dirname, '..');
 const cacheDir = path.join(root, '.cache', 'synth');
-const bundle = path.join(cacheDir, 'main.js');
-const stampsFile = path.join(cacheDir, 'inputs.json');
-const codeCacheFile = path.join(cacheDir, 'main.js.v8');
 
-/** Files that change the bundle without being part of it (a missing one is recorded as missing). */
+/** Files that change a bundle without being part of it (a missing one is recorded as missing). */
 const BUILD_INPUTS = [
   path.relative(root, __filename),
   'tsconfig.json',
@@ -36,8 +35,38 @@ const BUILD_INPUTS = [
 ];
 
 /**
- * The esbuild options for bundling `entry` (relative to `projectRoot`) into `outfile`; shared with
- * the benchmark so that it measures the same kind of bundle.
+ * @typedef {object} Bundle
+ * @property {string} title how messages name it
+ * @property {string} file the bundle
+ * @property {string} stampsFile what it was built from: `{ packages, files: { path: stamp } }`
+ * @property {string} codeCacheFile V8's code cache of it
+ */
+
+/** @type {Bundle} */
+const APP = {
+  title: 'main.ts',
+  file: path.join(cacheDir, 'main.js'),
+  stampsFile: path.join(cacheDir, 'main.inputs.json'),
+  codeCacheFile: path.join(cacheDir, 'main.js.v8'),
+};
+
+/** @type {Bundle} */
+const VENDOR = {
+  title: 'the packages',
+  file: path.join(cacheDir, 'vendor.js'),
+  stampsFile: path.join(cacheDir, 'vendor.inputs.json'),
+  codeCacheFile: path.join(cacheDir, 'vendor.js.v8'),
+};
+
+/**
+ * @typedef {object} Stamps
+ * @property {string[]} packages the packages (e.g. `cdk8s`, `ajv/dist/standalone`) main.js imports
+ * @property {Record<string, string>} files every input, by path relative to the project
+ */
+
+/**
+ * The esbuild options for one self-contained bundle of `entry` (relative to `projectRoot`);
+ * shared with the benchmark so that it measures the same kind of bundle.
  * @param {string} projectRoot
  * @param {string} entry
  * @param {string} outfile
@@ -75,17 +104,26 @@ function stamp(file) {
   }
 }
 
-/** @returns {string | undefined} why the bundle must be built (e.g. `lib/config.ts changed`), if it must. */
-function rebuildReason() {
-  /** @type {Record<string, string>} */
-  let stamps;
+/**
+ * @param {Bundle} bundle
+ * @returns {Stamps | undefined} what the bundle was built from, if it exists
+ */
+function readStamps(bundle) {
   try {
-    stamps = JSON.parse(fs.readFileSync(stampsFile, 'utf8'));
+    const stamps = JSON.parse(fs.readFileSync(bundle.stampsFile, 'utf8'));
+    return fs.existsSync(bundle.file) ? stamps : undefined;
   } catch {
-    return 'no bundle yet';
+    return undefined;
   }
-  if (!fs.existsSync(bundle)) return 'no bundle yet';
-  for (const [file, recorded] of Object.entries(stamps)) {
+}
+
+/**
+ * @param {Stamps | undefined} stamps
+ * @returns {string | undefined} why the bundle must be built (e.g. `lib/config.ts changed`), if it must
+ */
+function rebuildReason(stamps) {
+  if (stamps === undefined) return 'no bundle yet';
+  for (const [file, recorded] of Object.entries(stamps.files)) {
     if (stamp(path.join(root, file)) !== recorded) return `${file} changed`;
   }
   return undefined;
@@ -103,73 +141,119 @@ function writeWhole(file, content) {
   fs.renameSync(temporary, file);
 }
 
-/** Bundles main.ts; on a build error esbuild has printed the errors, and nothing is replaced. */
-function build() {
+/**
+ * Runs esbuild and replaces the bundle and its stamps; on a build error esbuild has printed the
+ * errors, and nothing is replaced.
+ * @param {Bundle} bundle
+ * @param {import('esbuild').BuildOptions & { metafile: true, write: false }} options
+ * @param {string} reason
+ * @param {string[]} [packages] the packages it exports (by default, those it imports)
+ * @returns {Stamps}
+ */
+function build(bundle, options, reason, packages) {
+  const started = Date.now();
   const esbuild = require('esbuild');
   let result;
   try {
-    result = esbuild.buildSync(esbuildOptions(root, 'main.ts', bundle));
+    result = esbuild.buildSync(options);
   } catch (error) {
     // A build failure carries the errors esbuild has already printed; anything else is printed here.
     const printed = error instanceof Error && 'errors' in error;
-    console.error(`synth: bundling main.ts failed${printed ? ' (errors above)' : `: ${error}`}; dist/ is unchanged`);
+    console.error(`synth: bundling ${bundle.title} failed${printed ? ' (errors above)' : `: ${error}`}; `
+      + 'dist/ is unchanged');
     process.exit(1);
   }
-  /** @type {Record<string, string>} */
-  const stamps = {};
+  const [output] = Object.values(result.metafile.outputs);
+  /** @type {Stamps} */
+  const stamps = {
+    packages: packages
+      ?? [...new Set(output.imports.filter((i) => i.external && !isBuiltin(i.path)).map((i) => i.path))].sort(),
+    files: {},
+  };
   for (const file of [...BUILD_INPUTS, ...Object.keys(result.metafile.inputs)]) {
-    stamps[file] = stamp(path.join(root, file));
+    if (!file.startsWith('<')) stamps.files[file] = stamp(path.join(root, file));
   }
   fs.mkdirSync(cacheDir, { recursive: true });
-  fs.rmSync(stampsFile, { force: true });
-  fs.rmSync(codeCacheFile, { force: true });
-  writeWhole(bundle, result.outputFiles[0].contents);
-  writeWhole(stampsFile, JSON.stringify(stamps, null, 1));
+  fs.rmSync(bundle.stampsFile, { force: true });
+  fs.rmSync(bundle.codeCacheFile, { force: true });
+  writeWhole(bundle.file, result.outputFiles[0].contents);
+  writeWhole(bundle.stampsFile, JSON.stringify(stamps, null, 1));
+  console.error(`synth: bundled ${bundle.title} in ${Date.now() - started} ms (${reason})`);
+  return stamps;
 }
 
 /**
- * Runs the bundle like `require` would, with V8's code cache when there is one for exactly this
- * bundle and this Node; otherwise makes one when the run ends.
+ * Bundles the packages main.js imports into one module that exports each by its name.
+ * Getters keep loading lazy and in main.js's order, as separate `require` calls would.
+ * @param {string[]} packages
+ * @param {string} reason
  */
-function run() {
-  const source = fs.readFileSync(bundle, 'utf8');
-  const key = Buffer.from(`${process.version} ${process.arch} ${stamp(bundle)}\n`);
+function buildVendor(packages, reason) {
+  const getters = packages.map((name) => `  get ${JSON.stringify(name)}() { return require(${JSON.stringify(name)}); },`);
+  /** @type {import('esbuild').BuildOptions & { metafile: true, write: false }} */
+  const options = esbuildOptions(root, '', VENDOR.file);
+  delete options.entryPoints;
+  options.stdin = { contents: `module.exports = {\n${getters.join('\n')}\n};\n`, resolveDir: root, sourcefile: '<packages>' };
+  return build(VENDOR, options, reason, packages);
+}
+
+/**
+ * Runs a bundle like `require` would, with V8's code cache when there is one for exactly this
+ * bundle and this Node; otherwise makes one when the run ends.
+ * @param {Bundle} bundle
+ * @param {(id: string) => unknown} requireFn what the bundle's `require` calls get
+ * @returns {unknown} the bundle's exports
+ */
+function load(bundle, requireFn) {
+  const source = fs.readFileSync(bundle.file, 'utf8');
+  const key = Buffer.from(`${process.version} ${process.arch} ${stamp(bundle.file)}\n`);
   /** @type {Buffer | undefined} */
   let cachedData;
   try {
-    const file = fs.readFileSync(codeCacheFile);
+    const file = fs.readFileSync(bundle.codeCacheFile);
     if (file.subarray(0, key.length).equals(key)) cachedData = file.subarray(key.length);
   } catch {
     // no cache yet
   }
 
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: bundle,
+    filename: bundle.file,
     cachedData,
   });
   if (cachedData === undefined || script.cachedDataRejected) {
     // After the run, so that the cache also holds the functions compiled while running.
     process.once('exit', () => {
       try {
-        writeWhole(codeCacheFile, Buffer.concat([key, script.createCachedData()]));
+        writeWhole(bundle.codeCacheFile, Buffer.concat([key, script.createCachedData()]));
       } catch {
         // a missing cache only costs time
       }
     });
   }
   const bundleModule = { exports: {} };
-  script.runInThisContext()(bundleModule.exports, createRequire(bundle), bundleModule, bundle, cacheDir);
+  script.runInThisContext()(bundleModule.exports, requireFn, bundleModule, bundle.file, cacheDir);
+  return bundleModule.exports;
 }
 
-if (require.main === module) {
+function synth() {
   process.chdir(root);
-  const reason = rebuildReason();
-  if (reason !== undefined) {
-    const started = Date.now();
-    build();
-    console.error(`synth: bundled main.ts in ${Date.now() - started} ms (${reason})`);
-  }
-  run();
+  const appStamps = readStamps(APP);
+  const appReason = rebuildReason(appStamps);
+  const app = appReason === undefined
+    ? /** @type {Stamps} */ (appStamps)
+    : build(APP, { ...esbuildOptions(root, 'main.ts', APP.file), packages: 'external' }, appReason);
+
+  const vendorStamps = readStamps(VENDOR);
+  const vendorReason = rebuildReason(vendorStamps)
+    ?? (vendorStamps?.packages.join() === app.packages.join() ? undefined : 'main.ts imports other packages');
+  if (vendorReason !== undefined) buildVendor(app.packages, vendorReason);
+
+  const nodeRequire = createRequire(APP.file);
+  const vendor = /** @type {Record<string, unknown>} */ (load(VENDOR, createRequire(VENDOR.file)));
+  const packages = new Set(app.packages);
+  load(APP, (id) => (packages.has(id) ? vendor[id] : nodeRequire(id)));
 }
 
-module.exports = { esbuildOptions, BUILD_INPUTS };
+if (require.main === module) synth();
+
+module.exports = { esbuildOptions };

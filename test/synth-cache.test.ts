@@ -1,7 +1,8 @@
 /*
- * The fast path of `npm run synth` (scripts/synth.js) reuses a bundle of main.ts, lib/, imports/
- * and the libraries, and V8's code cache of it. Reuse must never serve stale code or stale data:
- * these tests edit a temporary copy of the project and check what is rebuilt and what is written.
+ * The fast path of `npm run synth` (scripts/synth.js) reuses two bundles, main.js (main.ts, lib/,
+ * imports/) and vendor.js (the packages), and V8's code cache of each. Reuse must never serve
+ * stale code or stale data: these tests edit a temporary copy of the project and check what is
+ * bundled again and what is written.
  */
 import { spawnSync } from 'child_process';
 import {
@@ -16,11 +17,11 @@ let copy: string;
 const bundle = () => join(copy, '.cache', 'synth', 'main.js');
 const codeCache = () => join(copy, '.cache', 'synth', 'main.js.v8');
 
-/** Runs the synth in the copy; fails the test when it does not exit 0. */
+/** Runs the synth in the copy; fails the test when it does not exit 0. `rebuilt`: any bundle was built. */
 function runSynth(): { stderr: string; rebuilt: boolean } {
   const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: copy, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`synth exited ${result.status}:\n${result.stderr}`);
-  return { stderr: result.stderr, rebuilt: /^synth: bundled main\.ts /m.test(result.stderr) };
+  return { stderr: result.stderr, rebuilt: /^synth: bundled /m.test(result.stderr) };
 }
 
 /** The bundle file's identity: changes whenever the bundle is written again. */
@@ -43,10 +44,10 @@ function distFiles(): Record<string, string> {
   return out;
 }
 
-/** The project's .ts files under `prefix` that the current bundle was built from. */
+/** The project's .ts files under `prefix` that the current main.js was built from. */
 function bundledProjectFiles(prefix: string): string[] {
-  const stamps = JSON.parse(readFileSync(join(copy, '.cache', 'synth', 'inputs.json'), 'utf8'));
-  return Object.keys(stamps).filter((file) => file.startsWith(prefix) && file.endsWith('.ts')).sort();
+  const stamps = JSON.parse(readFileSync(join(copy, '.cache', 'synth', 'main.inputs.json'), 'utf8'));
+  return Object.keys(stamps.files).filter((file) => file.startsWith(prefix) && file.endsWith('.ts')).sort();
 }
 
 beforeAll(() => {
@@ -61,7 +62,7 @@ beforeAll(() => {
 
 afterAll(() => rmSync(copy, { recursive: true, force: true }));
 
-test('the bundle writes exactly what lib/ writes when run from its sources', () => {
+test('the bundles write exactly what lib/ writes when run from its sources', () => {
   const environments = readdirSync(join(copy, 'config'))
     .filter((file) => file.endsWith('.yaml'))
     .sort()
@@ -73,14 +74,15 @@ test('the bundle writes exactly what lib/ writes when run from its sources', () 
   expect(distFiles()).toEqual(expected);
 });
 
-test('with nothing changed the bundle is reused, from its code cache, and writes the same files', () => {
-  runSynth(); // the first run after a build makes the code cache
+test('with nothing changed the bundles are reused, from their code caches, and write the same files', () => {
+  runSynth(); // the first run after a build makes the code caches
   const before = bundleIdentity();
   const files = distFiles();
   const second = runSynth();
   expect(second.rebuilt).toBe(false);
   expect(bundleIdentity()).toBe(before);
   expect(statSync(codeCache()).size).toBeGreaterThan(0);
+  expect(statSync(join(copy, '.cache', 'synth', 'vendor.js.v8')).size).toBeGreaterThan(0);
   expect(distFiles()).toEqual(files);
 });
 
@@ -128,6 +130,17 @@ test('an edited imports/*.ts file is bundled again', () => {
   expect(readFileSync(bundle(), 'utf8')).toContain(probe);
 });
 
+test('a package newly imported by lib/ joins the packages bundle', () => {
+  const file = join(copy, 'lib', 'synth.ts');
+  const files = distFiles();
+  writeFileSync(file, `import 'ajv/dist/compile/codegen';\n${readFileSync(file, 'utf8')}`);
+
+  const result = runSynth();
+  expect(result.stderr).toMatch(/^synth: bundled the packages in [0-9]+ ms \(main\.ts imports other packages\)$/m);
+  expect(readFileSync(join(copy, '.cache', 'synth', 'vendor.js'), 'utf8')).toContain('get "ajv/dist/compile/codegen"()');
+  expect(distFiles()).toEqual(files);
+});
+
 test('a code cache that belongs to another bundle or Node is replaced, never used', () => {
   const files = distFiles();
   writeFileSync(codeCache(), 'v0.0.0 x64 1:2:3\nnot a V8 code cache');
@@ -138,7 +151,10 @@ test('a code cache that belongs to another bundle or Node is replaced, never use
 });
 
 test('bundled code uses __dirname only in cdk8s\'s URL loader, which a synth never calls', () => {
-  // The bundle runs from .cache/synth/, so __dirname there is not the folder of the source file.
-  const uses = readFileSync(bundle(), 'utf8').split('\n').filter((line) => /\b__(dirname|filename)\b/.test(line));
-  expect(uses.map((line) => line.trim())).toEqual(['const script = path.join(__dirname, "_loadurl.mjs");']);
+  // The bundles run from .cache/synth/, so __dirname there is not the folder of the source file.
+  const uses = ['main.js', 'vendor.js']
+    .flatMap((name) => readFileSync(join(copy, '.cache', 'synth', name), 'utf8').split('\n'))
+    .filter((line) => /\b__(dirname|filename)\b/.test(line))
+    .map((line) => line.trim());
+  expect(uses).toEqual(['const script = path.join(__dirname, "_loadurl.mjs");']);
 });
