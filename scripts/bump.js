@@ -73,7 +73,8 @@ function parseArguments(argv) {
  */
 function loadImageBump() {
   const esbuild = require('esbuild');
-  const result = esbuild.buildSync({
+  /** @type {import('esbuild').BuildOptions & { write: false }} */
+  const options = {
     absWorkingDir: root,
     entryPoints: ['lib/image-bump.ts'],
     bundle: true,
@@ -83,7 +84,13 @@ function loadImageBump() {
     format: 'cjs',
     write: false,
     logLevel: 'error',
-  });
+  };
+  let result;
+  try {
+    result = esbuild.buildSync(options);
+  } catch {
+    throw new BumpError(['bump: bundling lib/image-bump.ts failed (errors above); nothing written']);
+  }
   const filename = path.join(root, 'lib', 'image-bump.bundle.js');
   const wrapper = vm.runInThisContext(
     `(function (exports, require, module, __filename, __dirname) {${result.outputFiles[0].text}\n})`,
