@@ -255,14 +255,16 @@ function renderObjects(environments) {
     '  next phase.',
     '- **Pruned**: `yes` means the deploy deletes the object once it is removed from the code;',
     '  `never` marks objects whose loss loses data or access: removing them is a manual step.',
+    '- **`<hash>`**: a Job cannot be changed once created, so its name ends in a hash of its spec,',
+    '  new with every release; the current name is the setting `migrationJob` in `dist/<environment>/plan.tsv`.',
     '- Secret values are never in this repository in plain text, nor in `dist/`; only the names of',
     '  their keys are listed here.',
   ];
   for (const env of ordered(environments)) {
     const s = (/** @type {string} */ key) => env.settings.get(key) ?? '?';
     out.push('', `## ${env.name}`, '',
-      `Context ${code(s('kubeContext'))}, namespace ${code(s('namespace'))}, https://${s('host')}/, `
-      + `image ${code(s('image'))}.`,
+      `Context ${code(s('kubeContext'))}, namespace ${code(s('namespace'))}, https://${s('host')}/, image`,
+      `${code(imageRepository(s('image')))} (the release: \`image.tag\` and \`image.digest\` in \`config/${env.name}.yaml\`).`,
       '', '### Objects, in apply order', '');
 
     /** @type {string[][]} */
@@ -273,7 +275,7 @@ function renderObjects(environments) {
           '—', 'never']);
       }
       for (const o of env.objects.filter((x) => x.phase === phase.id)) {
-        rows.push([code(phase.file), o.manifest.kind, code(o.name), o.namespace === '-' ? '(cluster)' : code(o.namespace),
+        rows.push([code(phase.file), o.manifest.kind, code(shownName(o.manifest)), o.namespace === '-' ? '(cluster)' : code(o.namespace),
           code(o.resource), WAIT_TEXT[o.wait] ?? o.wait, o.prune === 'prune' ? 'yes' : 'never']);
       }
     }
@@ -353,7 +355,7 @@ class Flowchart {
     const id = `n_${slug(key)}`;
     if (!this.nodes.has(id)) {
       this.nodes.set(id, {
-        label: lines.join('<br/>'), shape: options.shape ?? 'box', cls: options.cls ?? 'ours', group: options.group ?? '',
+        label: lines.map(escapeHtml).join('<br/>'), shape: options.shape ?? 'box', cls: options.cls ?? 'ours', group: options.group ?? '',
       });
     }
     return id;
@@ -372,7 +374,7 @@ class Flowchart {
    */
   edge(from, to, label, style = 'flow') {
     const arrow = style === 'flow' ? '-->' : '-.->';
-    const line = label ? `  ${from} ${arrow}|"${quote(label)}"| ${to}` : `  ${from} ${arrow} ${to}`;
+    const line = label ? `  ${from} ${arrow}|"${quote(escapeHtml(label))}"| ${to}` : `  ${from} ${arrow} ${to}`;
     if (!this.edges.includes(line)) this.edges.push(line);
   }
 
@@ -388,7 +390,7 @@ class Flowchart {
       }
       for (const [id, g] of this.groups) {
         if (g.parent !== group) continue;
-        out.push(`${indent}subgraph ${id}["${quote(g.title)}"]`);
+        out.push(`${indent}subgraph ${id}["${quote(escapeHtml(g.title))}"]`);
         emit(id, `${indent}  `);
         out.push(`${indent}end`);
       }
@@ -448,12 +450,35 @@ function selects(selector, labels) {
 }
 
 /**
- * The short form of an image reference: its last path segment, a digest shortened.
+ * An image reference without its tag and digest, which change with every release: the docs
+ * describe the deployment, not the version, so an image bump leaves them as they are.
+ * @param {string} image
+ */
+function imageRepository(image) {
+  return image.replace(/@sha256:[0-9a-f]+$/, '').replace(/:[^:/]+$/, '');
+}
+
+/**
+ * The short form of an image reference: the last path segment of its repository.
  * @param {string} image
  */
 function shortImage(image) {
-  const last = image.split('/').pop() ?? image;
-  return last.replace(/@sha256:([0-9a-f]{12})[0-9a-f]+$/, '@sha256:$1…');
+  return imageRepository(image).split('/').pop() ?? image;
+}
+
+/**
+ * The name of an object as the docs show it. A Job's template is immutable, so its name ends in
+ * a hash of its spec that changes with every release; the docs show `<hash>` in its place (the
+ * current name is the setting migrationJob in dist/<environment>/plan.tsv).
+ * @param {Manifest} m
+ */
+function shownName(m) {
+  return m.kind === 'Job' ? m.metadata.name.replace(/-[0-9a-f]{8}$/, '-<hash>') : m.metadata.name;
+}
+
+/** `<` and `>` in Mermaid's HTML labels, as its entity codes. @param {string} text */
+function escapeHtml(text) {
+  return text.replace(/</g, '#lt;').replace(/>/g, '#gt;');
 }
 
 /**
@@ -500,7 +525,7 @@ function topologyOf(env) {
   const g = new Flowchart();
   const all = env.objects;
   const ofKind = (/** @type {string} */ kind) => all.filter((o) => o.manifest.kind === kind);
-  const objectKey = (/** @type {PlanObject} */ o) => `${o.manifest.kind} ${o.namespace} ${o.name}`;
+  const objectKey = (/** @type {PlanObject} */ o) => `${o.manifest.kind} ${o.namespace} ${shownName(o.manifest)}`;
   const secretKey = (/** @type {string} */ ns, /** @type {string} */ name) => `Secret ${ns} ${name}`;
 
   // Namespaces: ours (with a Namespace object) and the others the objects live in.
@@ -542,7 +567,7 @@ function topologyOf(env) {
   }
   for (const w of pods) {
     const spec = w.manifest.spec;
-    const lines = [`${w.manifest.kind} ${w.name}`];
+    const lines = [`${w.manifest.kind} ${shownName(w.manifest)}`];
     if (w.manifest.kind === 'Deployment') lines.push(`replicas ${spec.replicas ?? 1}`);
     const images = [...new Set(spec.template.spec.containers.map((/** @type {any} */ c) => shortImage(c.image)))];
     lines.push(`image ${images.join(', ')}`, `phase ${w.phase}`);
@@ -833,7 +858,7 @@ function topologyOf(env) {
   for (const o of all) {
     if (o.manifest.kind === 'Namespace' || o.manifest.kind === 'NetworkPolicy') continue;
     if (g.has(objectKey(o)) || g.has(`${o.manifest.kind} ${o.namespace} ${o.name}`)) continue;
-    g.node(objectKey(o), [`${o.manifest.kind} ${o.name}`, `phase ${o.phase}`],
+    g.node(objectKey(o), [`${o.manifest.kind} ${shownName(o.manifest)}`, `phase ${o.phase}`],
       { group: o.namespace === '-' ? '' : nsGroup(o.namespace) });
   }
   return g.render();
