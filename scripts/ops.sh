@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The operator's small commands on a deployed environment (the Makefile's vergabe-* targets):
+#
+#   scripts/ops.sh logs           the web pods' logs (FOLLOW=0 prints and returns; TAIL lines)
+#   scripts/ops.sh seed           manage.py seed in the running app
+#   scripts/ops.sh superuser      manage.py createsuperuser in the running app, interactive
+#   scripts/ops.sh rollback       emergency kubectl rollout undo of the Deployment (see below)
+#   scripts/ops.sh smoke          the public smoke check of the environment's host
+#   scripts/ops.sh secrets-edit   sops on secrets/$ENV/$NAME.sops.yaml
+set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+# shellcheck source=scripts/waits.sh
+source "$here/waits.sh"
+# shellcheck source=scripts/lock.sh
+source "$here/lock.sh"
+
+deployment() { printf 'deployment.apps/%s\n' "$(setting deployment)"; }
+
+logs() {
+  local ns target follow=()
+  ns=$(setting namespace)
+  target=$(deployment)
+  [ "${FOLLOW:-1}" = 0 ] || follow=(--follow)
+  kcn "$ns" logs "$target" --all-containers --prefix --tail="${TAIL:-200}" "${follow[@]}"
+}
+
+# manage [-it] COMMAND...: python manage.py COMMAND in a pod of the running app.
+manage() {
+  local ns target flags=()
+  ns=$(setting namespace)
+  target=$(deployment)
+  if [ "$1" = -it ]; then
+    flags=(-it)
+    shift
+  fi
+  kcn "$ns" exec "${flags[@]}" "$target" -- python manage.py "$@"
+}
+
+# The normal way back is to revert the image bump in git and deploy, so dist/ and the cluster
+# agree. This is the emergency way, with limits: the migrations of the newer version stay
+# (nothing reverses them; the older code must cope with the newer schema), and dist/ still names
+# the newer image until the bump is reverted. The next deploy takes the fields that rollout undo
+# changed back, because every apply passes --force-conflicts.
+rollback() {
+  local ns target
+  ns=$(setting namespace)
+  target=$(deployment)
+  lock_take rollback
+  announce "rolling $target back to its previous revision${TO_REVISION:+ ($TO_REVISION)}"
+  kcn "$ns" rollout undo "$target" ${TO_REVISION:+"--to-revision=$TO_REVISION"}
+  kcn "$ns" rollout status "$target" --timeout="${TIMEOUT_ROLLOUT}s"
+  say "now running: $(read_field deployment.apps "$ns" "$(setting deployment)" '{.spec.template.spec.containers[0].image}')"
+  say "not reversed: the migrations of the newer version. dist/ still names $(setting image):"
+  say "revert the image bump in git and make vergabe-deploy, or the next deploy rolls forward again."
+}
+
+secrets_edit() {
+  local names file
+  names=$(plan_rows secret | cut -f3 | paste -sd ' ')
+  [ -n "$names" ] || die "$PLAN lists no SOPS Secret for $ENV"
+  [ -n "${NAME:-}" ] || die "NAME is required: make vergabe-secrets-edit NAME=<one of: $names>"
+  file=$(plan_rows secret | awk -F'\t' -v name="$NAME" '$3 == name { print $4 }')
+  [ -n "$file" ] || die "NAME=$NAME is not a SOPS Secret of $ENV; one of: $names"
+  [ -f "$file" ] || die "$file does not exist: make vergabe-secrets-init ENV=$ENV creates it"
+  # sops holds the plain text in a temporary file only while the editor is open, and encrypts on save.
+  sops "$file"
+}
+
+main() {
+  plan_load
+  case ${1:-} in
+    logs) logs ;;
+    seed) manage seed ;;
+    superuser) manage -it createsuperuser ;;
+    rollback) rollback ;;
+    smoke) smoke ;;
+    secrets-edit) secrets_edit ;;
+    *) die "usage: scripts/ops.sh logs|seed|superuser|rollback|smoke|secrets-edit" ;;
+  esac
+}
+
+main "$@"
