@@ -37,34 +37,34 @@ test: ## type check and every test (npm test)
 	npm test
 
 vergabe-diff: ## server-side kubectl diff of dist/$(ENV)/ against the cluster (differences are no error)
-	scripts/diff.sh
+	@scripts/diff.sh
 
 vergabe-deploy: ## preflight, lock, every phase of the plan in order with its wait, prune, summary, smoke
-	scripts/deploy.sh
+	@scripts/deploy.sh
 
 vergabe-status: ## one screen: app, image vs dist/, migration, database, certificate, ingress, warnings
-	scripts/status.sh
+	@scripts/status.sh
 
 vergabe-migrate: ## run the migration Job of dist/$(ENV)/, wait for Complete or Failed, print its logs
-	scripts/migrate.sh
+	@scripts/migrate.sh
 
 vergabe-seed: ## manage.py seed in the running app
-	scripts/ops.sh seed
+	@scripts/ops.sh seed
 
 vergabe-superuser: ## manage.py createsuperuser in the running app (interactive)
-	scripts/ops.sh superuser
+	@scripts/ops.sh superuser
 
 vergabe-logs: ## the app's logs, followed
-	scripts/ops.sh logs
+	@scripts/ops.sh logs
 
 vergabe-smoke: ## check the public URL as a browser would (TLS, health, page, assets, http redirect)
-	scripts/ops.sh smoke
+	@scripts/ops.sh smoke
 
 vergabe-rollback: ## emergency kubectl rollout undo; migrations stay, revert the bump in git after
-	scripts/ops.sh rollback
+	@scripts/ops.sh rollback
 
 vergabe-secrets-edit: ## edit one encrypted Secret with sops: NAME=<secret>
-	scripts/ops.sh secrets-edit
+	@scripts/ops.sh secrets-edit
 
 vergabe-secrets-init: ## create the missing secrets/$(ENV)/*.sops.yaml with fresh values
-	scripts/secrets-init.sh $(ENV)
+	@scripts/secrets-init.sh $(ENV)

@@ -24,6 +24,8 @@ source "$here/preflight.sh"
 # its role, Secrets) are never applied under it, so kubectl can never prune them; removing one of
 # those is a manual step.
 APPLYSET_PARENT="configmaps/applyset-$ENV"
+APPLYSET_APPLY=(apply --server-side --field-manager=vergabe-deploy-applyset --force-conflicts
+  "--applyset=$APPLYSET_PARENT" --prune)
 
 # --- phases -----------------------------------------------------------------------------------
 
@@ -38,21 +40,20 @@ phase_dist() {
   mapfile -t rows < <(plan_rows object "$id")
   for row in "${rows[@]}"; do
     IFS=$'\t' read -r _ resource ns name wait _ <<<"$row"
-    wait_for "$wait" "$resource" "$ns" "$name" || stop_at "$wait" "$resource" "$ns" "$name"
+    wait_for "$wait" "$resource" "$ns" "$name" || stop_at "$wait" "$(object_label "$resource" "$ns" "$name")"
     after_wait "$wait" "$resource" "$ns" "$name"
   done
 }
 
-# Why the deploy stops when a wait failed (its reason is printed above).
+# Why the deploy stops when a wait failed.
 stop_at() {
-  local wait=$1 what
-  what=$(object_label "$2" "$3" "$4")
+  local wait=$1 what=$2
   case $wait in
-    complete) die "$what failed (logs above): nothing after it was applied, the running version keeps serving;" \
-      "fix the cause and deploy again (or make vergabe-migrate FORCE=1)" ;;
-    rollout) die "$what did not roll out: the previous pods keep serving until the new ones are ready;" \
-      "see make vergabe-status and make vergabe-logs, or make vergabe-rollback" ;;
-    *) die "$what did not become $wait: nothing after it was applied (kubectl describe shows why)" ;;
+    complete) die "$what failed (logs above): nothing after it was applied, the running version keeps" \
+      "serving; fix the cause and deploy again (or make vergabe-migrate FORCE=1)" ;;
+    rollout) die "$what did not roll out ($WAIT_PROBLEM): the previous pods keep serving until new ones" \
+      "are ready; make vergabe-status, make vergabe-logs, or make vergabe-rollback" ;;
+    *) die "$what did not become $wait ($WAIT_PROBLEM): nothing after it was applied" ;;
   esac
 }
 
@@ -62,7 +63,9 @@ after_wait() {
   local wait=$1 resource=$2 ns=$3 name=$4
   case $wait in
     complete) remove_older_jobs "$resource" "$ns" "$name" ;;
-    rollout) change kcn "$ns" annotate "$resource/$name" "$ANNOTATION_DOMAIN/deployed-commit=$COMMIT" --overwrite ;;
+    rollout)
+      change kcn "$ns" annotate "$resource/$name" "$ANNOTATION_DOMAIN/deployed-commit=$COMMIT" --overwrite
+      ;;
   esac
 }
 
@@ -73,8 +76,9 @@ remove_older_jobs() {
     say "  then: delete the other Jobs with the component and instance labels of $name"
     return 0
   fi
+  local labels='.metadata.labels.app\.kubernetes\.io'
   IFS='|' read -r component instance < <(read_field "$resource" "$ns" "$name" \
-    '{.metadata.labels.app\.kubernetes\.io/component}{"|"}{.metadata.labels.app\.kubernetes\.io/instance}{"\n"}') || true
+    "{$labels/component}{\"|\"}{$labels/instance}{\"\\n\"}") || true
   if [ -z "$component" ] || [ -z "$instance" ]; then
     warn "$name has no component or instance label: older migration Jobs are left for the prune pass"
     return 0
@@ -113,7 +117,7 @@ phase_deploy() {
 
 # A cnpg Backup of the database cluster before migrations that are never reversed.
 step_backup() {
-  local cluster ns name
+  local cluster ns name manifest
   if ! backup_wanted; then
     say "  skipped: BACKUP=1, or backupBeforeMigrate: true in config/$ENV.yaml, turns it on"
     return 0
@@ -121,9 +125,9 @@ step_backup() {
   cluster=$(setting databaseCluster)
   ns=$(setting databaseNamespace)
   name="$cluster-$(setting namespace)-$(date -u +%Y%m%d%H%M%S)"
-  # TODO: the Backup uses the Cluster's default method (barmanObjectStore); a cluster that backs
-  # up through the barman-cloud plugin or volume snapshots needs spec.method set to match.
-  local manifest="apiVersion: postgresql.cnpg.io/v1
+  # TODO: the Backup uses the CRD's default method (barmanObjectStore); a cluster that backs up
+  # through the barman-cloud plugin or volume snapshots needs spec.method set to match.
+  manifest="apiVersion: postgresql.cnpg.io/v1
 kind: Backup
 metadata:
   name: $name
@@ -134,12 +138,13 @@ spec:
   cluster:
     name: $cluster"
   if dry_run; then
-    show kc create -f - && say "  wait: backup $ns/$name (completed)"
+    show kc create -f -
+    say "  wait: backup.postgresql.cnpg.io $ns/$name (completed)"
     return 0
   fi
   printf '%s\n' "$manifest" | kc create -f -
-  poll "$TIMEOUT_BACKUP" "backup $ns/$name" backup_finished backup.postgresql.cnpg.io "$ns" "$name" ||
-    die "backup $ns/$name did not complete: the migrations did not run and nothing changed after it;" \
+  poll "$TIMEOUT_BACKUP" backup_finished backup.postgresql.cnpg.io "$ns" "$name" ||
+    die "backup $ns/$name did not complete ($WAIT_PROBLEM): the migrations did not run;" \
       "kubectl --context $KUBE_CONTEXT -n $ns describe backup $name"
 }
 
@@ -164,72 +169,75 @@ run_phases() {
 
 # Re-applies exactly the `prune` objects as one ApplySet; kubectl deletes the members of earlier
 # deploys that are no longer among them. Its own field manager: the per-phase applies (manager
-# vergabe-deploy) then never own, and so never strip, the ApplySet label this pass sets.
-# What only a first real run shows: that the cluster's kubectl accepts a ConfigMap parent with
-# --server-side (ApplySet is alpha behind KUBECTL_APPLYSET), that the user may list and delete
-# every pruned kind, and which objects the first pass adopts; run make vergabe-diff beforehand.
+# vergabe-deploy) then never own, and so never strip, the ApplySet labels this pass sets.
+# What only a first real run shows: that the workstation's kubectl accepts a ConfigMap parent
+# with --server-side (ApplySet is alpha, behind KUBECTL_APPLYSET), that the user may list and
+# delete every pruned kind, and which objects the first pass adopts; run make vergabe-diff first.
 prune_pass() {
   local ns
   ns=$(setting namespace)
-  announce "prune: re-apply the prunable objects as ApplySet $APPLYSET_PARENT; kubectl deletes those no longer in dist/"
-  if dry_run; then
-    printf '  $ node scripts/prune-set.js --env %q | KUBECTL_APPLYSET=true kubectl --context %q %s\n' "$ENV" \
-      "$KUBE_CONTEXT" "apply --server-side --field-manager=vergabe-deploy-applyset --force-conflicts --applyset=$APPLYSET_PARENT --prune -n $ns -f -"
+  announce "prune: the prunable objects again, as ApplySet $APPLYSET_PARENT; kubectl deletes the ones gone from $DIST"
+  if [ -z "$(plan_rows object | awk -F'\t' '$6 == "prune"')" ]; then
+    say "  the plan marks no object prune: nothing to do"
     return 0
   fi
-  node scripts/prune-set.js --env "$ENV" |
-    KUBECTL_APPLYSET=true kc apply --server-side --field-manager=vergabe-deploy-applyset --force-conflicts \
-      --applyset="$APPLYSET_PARENT" --prune -n "$ns" -f - ||
+  if dry_run; then
+    printf '  $ node scripts/prune-set.js --env %q | KUBECTL_APPLYSET=true kubectl --context %q %s -n %q -f -\n' \
+      "$ENV" "$KUBE_CONTEXT" "${APPLYSET_APPLY[*]}" "$ns"
+    return 0
+  fi
+  node scripts/prune-set.js --env "$ENV" | KUBECTL_APPLYSET=true kc "${APPLYSET_APPLY[@]}" -n "$ns" -f - ||
     die "the prune pass failed (above): every phase is applied, but objects removed from the code may remain"
 }
 
 # --- summary ----------------------------------------------------------------------------------
 
 summary() {
-  local ns host image expiry
+  local ns image expiry
   ns=$(setting namespace)
-  host=$(setting host)
-  announce "deployed $ENV in $((SECONDS / 60))m$((SECONDS % 60))s"
   if dry_run; then
-    image=$(setting image)
-    expiry="(not read in a dry run)"
-  else
-    image=$(read_field "deployment.apps" "$ns" "$(setting deployment)" '{.spec.template.spec.containers[0].image}')
-    expiry=$(read_field "certificate.cert-manager.io" "$ns" "$(setting certificate)" '{.status.notAfter}')
+    announce "end of the dry run of $ENV"
+    return 0
   fi
+  announce "deployed $ENV in $((SECONDS / 60))m$((SECONDS % 60))s"
+  image=$(read_field deployment.apps "$ns" "$(setting deployment)" '{.spec.template.spec.containers[0].image}')
+  expiry=$(read_field certificate.cert-manager.io "$ns" "$(setting certificate)" '{.status.notAfter}')
   say "  image        ${image:-unknown}"
-  say "  url          https://$host/"
+  say "  url          https://$(setting host)/"
   say "  certificate  expires ${expiry:-unknown}"
   say "  commit       $COMMIT"
 }
 
 main() {
   plan_load
-  check_plan
   COMMIT=$(repo_commit)
   if dry_run; then
     announce "dry run of the $ENV deploy to $KUBE_CONTEXT: no cluster is called, nothing changes"
-    say "  preflight (not run): tools, image tag, clean tree and fresh dist/, secret contract, context," \
-      "server version, served resources, permissions, ClusterIssuer, database cluster, DNS"
+    check_plan
+    say "  preflight (not run): tools, image tag, clean tree, context, server version, served resources," \
+      "permissions, ClusterIssuer, database cluster, DNS, fresh dist/, secret contract"
     lock_take deploy
   else
     preflight
     if [ -n "$(read_field namespace - "$(setting namespace)" '{.metadata.name}')" ]; then
       lock_take deploy
     else
-      say "  lock: namespace $(setting namespace) does not exist yet (first deploy); taken right after the namespace phase"
+      say "  lock: namespace $(setting namespace) does not exist yet (first deploy):" \
+        "the lock is taken right after the namespace phase"
     fi
   fi
+
   run_phases
   prune_pass
   lock_release
   summary
+
   if [ "${SMOKE:-1}" = 0 ]; then
     say "smoke check skipped (SMOKE=0)"
     return 0
   fi
   announce "smoke check of https://$(setting host)/"
-  smoke || die "the smoke check failed (above): the deploy itself is complete; make vergabe-status shows the cluster side"
+  smoke || die "the smoke check failed (above); the deploy itself is complete: make vergabe-status"
 }
 
 main "$@"

@@ -20,7 +20,8 @@ main() {
     case $rc in
       0) say "  no differences" ;;
       1) changed+=("$id") ;;
-      *) die "kubectl diff of $DIST/$file failed (exit $rc, above); on a first deploy the namespace does not exist yet" ;;
+      *) die "kubectl diff of $DIST/$file failed (exit $rc, above); before the first deploy" \
+        "the namespace does not exist, so its objects cannot be compared" ;;
     esac
   done
   announce "summary"

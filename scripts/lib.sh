@@ -6,8 +6,8 @@
 # scripts read it and never keep a second list.
 
 if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
-  printf 'error: bash %s is too old for the deploy scripts: they need 4.4 or later (macOS: brew install bash)\n' \
-    "$BASH_VERSION" >&2
+  printf 'error: bash %s is too old for the deploy scripts: they need 4.4 or later%s\n' \
+    "$BASH_VERSION" " (macOS: brew install bash)" >&2
   exit 1
 fi
 
@@ -19,8 +19,10 @@ DIST="dist/$ENV"
 PLAN="$DIST/plan.tsv"
 
 # The annotations the deploy writes on live objects (never part of dist/).
-# shellcheck disable=SC2034 # used by the scripts that source this file
 ANNOTATION_DOMAIN=vergabe-teilnahme.whywhynot.de
+
+# The jsonpath of one of those annotations (the dots of the key escaped).
+annotation_path() { printf '{.metadata.annotations.%s/%s}' "${ANNOTATION_DOMAIN//./\\.}" "$1"; }
 
 say() { printf '%s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -39,6 +41,7 @@ declare -gA SETTING=()
 
 # Reads the settings of the plan; everything else is read row by row where it is used.
 plan_load() {
+  [[ $ENV =~ ^[a-z][a-z0-9-]*$ ]] || die "ENV=$ENV is not an environment name (config/<name>.yaml)"
   [ -f "$PLAN" ] || die "$PLAN not found: run make synth (ENV=$ENV; config/$ENV.yaml must exist)"
   local kind key value
   while IFS=$'\t' read -r kind key value; do

@@ -13,9 +13,6 @@ LOCK_NAME=deploy-lock
 LOCK_HELD=0
 LOCK_TOKEN=""
 
-# Lease annotations are read back with jsonpath, where the dots of the key need escaping.
-lock_annotation() { printf '{.metadata.annotations.%s/%s}' "${ANNOTATION_DOMAIN//./\\.}" "$1"; }
-
 lock_manifest() {
   local ns=$1 holder=$2 action=$3 since
   since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -36,13 +33,22 @@ spec:
 EOF
 }
 
+# Who holds the lock, since when and for what, as one phrase.
+lock_holder() {
+  local ns=$1 path info by since what
+  path="$(annotation_path locked-by)|$(annotation_path locked-since)|$(annotation_path locked-for)"
+  info=$(kcn "$ns" get lease "$LOCK_NAME" -o "jsonpath=$path" 2>/dev/null) || info=""
+  IFS='|' read -r by since what <<<"$info" || true
+  printf '%s since %s (%s)\n' "${by:-someone}" "${since:-an unknown time}" "${what:-unknown action}"
+}
+
 # lock_take ACTION: takes the lock for ACTION (deploy, migrate, rollback) or stops with who holds it.
 lock_take() {
-  local action=$1 ns holder out info by since what
+  local action=$1 ns holder out
   ns=$(setting namespace)
   holder="${USER:-$(id -un)}@${HOSTNAME:-unknown}"
   holder=${holder//[\"\\]/}
-  LOCK_TOKEN="$$-$(date +%s%N)"
+  LOCK_TOKEN="$$-${EPOCHREALTIME/[.,]/}"
   if dry_run; then
     say "  lock: would create lease $ns/$LOCK_NAME for $holder"
     return 0
@@ -58,12 +64,8 @@ lock_take() {
   fi
   case $out in
     *AlreadyExists* | *"already exists"*)
-      info=$(kcn "$ns" get lease "$LOCK_NAME" -o "jsonpath=$(lock_annotation locked-by)|$(lock_annotation locked-since)|$(lock_annotation locked-for)" 2>/dev/null) || info=""
-      IFS='|' read -r by since what <<<"$info" || true
-      die "the deploy lock of $ENV is held by ${by:-someone} since ${since:-an unknown time} (${what:-unknown action}):" \
-        "wait until it ends; if nothing runs any more, break it with" \
-        "kubectl --context $KUBE_CONTEXT -n $ns delete lease $LOCK_NAME"
-      ;;
+      die "the deploy lock of $ENV is held by $(lock_holder "$ns"): wait until it ends; if nothing runs any" \
+        "more, break it with kubectl --context $KUBE_CONTEXT -n $ns delete lease $LOCK_NAME" ;;
     *) die "cannot take the deploy lock (lease $ns/$LOCK_NAME): ${out%%$'\n'*}" ;;
   esac
 }
@@ -73,7 +75,7 @@ lock_release() {
   [ "$LOCK_HELD" = 1 ] || return 0
   local ns token
   ns=$(setting namespace)
-  token=$(kcn "$ns" get lease "$LOCK_NAME" -o "jsonpath=$(lock_annotation lock-token)" 2>/dev/null) || token=""
+  token=$(kcn "$ns" get lease "$LOCK_NAME" -o "jsonpath=$(annotation_path lock-token)" 2>/dev/null) || token=""
   if [ "$token" = "$LOCK_TOKEN" ]; then
     if kcn "$ns" delete lease "$LOCK_NAME" --ignore-not-found >/dev/null; then
       say "  lock: lease $ns/$LOCK_NAME released"

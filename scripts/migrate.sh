@@ -41,10 +41,11 @@ main() {
   kc "${APPLY[@]}" -f "$DIST/$file"
 
   local ok=0
-  poll "$TIMEOUT_COMPLETE" "$(object_label "$resource" "$ns" "$job") to complete" \
-    job_finished "$resource" "$ns" "$job" || ok=$?
+  poll "$TIMEOUT_COMPLETE" job_finished "$resource" "$ns" "$job" || ok=$?
   job_logs "$ns" "$job"
-  [ "$ok" = 0 ] || die "migration Job $ns/$job failed (logs above); fix the cause, then make vergabe-migrate FORCE=1"
+  [ "$ok" = 0 ] ||
+    die "migration Job $ns/$job did not complete ($WAIT_PROBLEM; logs above): fix the cause," \
+      "then make vergabe-migrate FORCE=1"
   say "migration Job $ns/$job completed"
 }
 

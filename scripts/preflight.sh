@@ -20,16 +20,21 @@ check_plan() {
     phases+="$id "
     case $source in
       dist | sops) ;;
-      deploy) declare -F "step_${id#*-}" >/dev/null || die "$PLAN: phase $id is made by the deploy, which has no step ${id#*-}" ;;
+      deploy)
+        declare -F "step_${id#*-}" >/dev/null ||
+          die "$PLAN: phase $id is made by the deploy, which has no step ${id#*-}"
+        ;;
       *) die "$PLAN: phase $id has SOURCE $source; known: dist, sops, deploy" ;;
     esac
-    [ "$file" = - ] || [ -f "$DIST/$file" ] || die "$PLAN: phase $id names $DIST/$file, which does not exist: run make synth"
+    [ "$file" = - ] || [ -f "$DIST/$file" ] ||
+      die "$PLAN: phase $id names $DIST/$file, which does not exist: run make synth"
   done
   mapfile -t rows < <(plan_rows object)
   objects=${#rows[@]}
   for row in "${rows[@]}"; do
     IFS=$'\t' read -r id resource ns name wait prune <<<"$row"
-    [[ $phases == *" $id "* ]] || die "$PLAN: object $resource $name is in phase $id, which the plan does not list"
+    [[ $phases == *" $id "* ]] ||
+      die "$PLAN: object $(object_label "$resource" "$ns" "$name") is in phase $id, which the plan does not list"
     [[ " ${WAIT_RULES[*]} " == *" $wait "* ]] ||
       die "$PLAN: object $(object_label "$resource" "$ns" "$name") has WAIT $wait; known: ${WAIT_RULES[*]}"
     [[ $prune == prune || $prune == keep ]] ||
@@ -71,9 +76,11 @@ check_image_tag() {
 # the same content). ALLOW_DIRTY=1 deploys dist/ as it is on disk, without the synthesis.
 check_clean_tree() {
   local dirty
-  dirty=$(git status --porcelain 2>/dev/null) || die "$ROOT is not a git checkout; the deploy applies only committed output"
+  dirty=$(git status --porcelain 2>/dev/null) ||
+    die "$ROOT is not a git checkout; the deploy applies only committed output"
   if [ "${ALLOW_DIRTY:-0}" = 1 ]; then
-    warn "ALLOW_DIRTY=1: deploying $DIST as it is on disk, not as committed${dirty:+; uncommitted: $(paths_of "$dirty")}"
+    warn "ALLOW_DIRTY=1: deploying $DIST as it is on disk, not as committed" \
+      "${dirty:+(uncommitted: $(paths_of "$dirty"))}"
     return 0
   fi
   [ -z "$dirty" ] || die "the working tree has uncommitted changes ($(paths_of "$dirty")):" \
@@ -115,8 +122,9 @@ check_secret_contract() {
 check_context() {
   local current
   current=$(kc config current-context 2>/dev/null) || current="(none)"
-  [ "$current" = "$KUBE_CONTEXT" ] || die "kubectl's current context is $current, but $ENV deploys to $KUBE_CONTEXT:" \
-    "kubectl config use-context $KUBE_CONTEXT (or KUBE_CONTEXT=<name> when your context for that cluster is named otherwise)"
+  [ "$current" = "$KUBE_CONTEXT" ] || die "kubectl's current context is $current, but $ENV deploys to" \
+    "$KUBE_CONTEXT: kubectl config use-context $KUBE_CONTEXT (or KUBE_CONTEXT=<name> when your context" \
+    "for that cluster has another name)"
   pass "context $KUBE_CONTEXT"
 }
 
@@ -124,10 +132,11 @@ check_server_version() {
   local out version minor
   out=$(kc get --raw /version 2>&1) || die "cannot reach the cluster of context $KUBE_CONTEXT: ${out%%$'\n'*}"
   version=$(sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' <<<"$out")
-  [[ $version =~ ^v1\.([0-9]+)\. ]] || die "the server of $KUBE_CONTEXT reports no version vMAJOR.MINOR.PATCH (got ${version:-nothing})"
+  [[ $version =~ ^v1\.([0-9]+)\. ]] ||
+    die "the server of $KUBE_CONTEXT reports no version v1.MINOR.PATCH (got ${version:-nothing})"
   minor=${BASH_REMATCH[1]}
-  ((minor >= K8S_MIN_MINOR && minor <= K8S_MAX_MINOR)) ||
-    die "the server of $KUBE_CONTEXT runs Kubernetes $version; the manifests are made for 1.$K8S_MIN_MINOR to 1.$K8S_MAX_MINOR"
+  ((minor >= K8S_MIN_MINOR && minor <= K8S_MAX_MINOR)) || die "the server of $KUBE_CONTEXT runs Kubernetes" \
+    "$version; the manifests are made for 1.$K8S_MIN_MINOR to 1.$K8S_MAX_MINOR"
   pass "server $version"
 }
 
@@ -148,7 +157,8 @@ backup_wanted() { [ "${BACKUP:-0}" = 1 ] || [ "$(setting backupBeforeMigrate)" =
 
 # The resources the deploy reads or writes besides the plan's objects.
 deploy_resources() {
-  printf '%s\n' secret configmap lease.coordination.k8s.io cluster.postgresql.cnpg.io clusterissuer.cert-manager.io
+  printf '%s\n' secret configmap lease.coordination.k8s.io cluster.postgresql.cnpg.io \
+    clusterissuer.cert-manager.io
   if backup_wanted; then printf '%s\n' backup.postgresql.cnpg.io; fi
 }
 
@@ -164,7 +174,7 @@ check_resources_served() {
   if [ "${#missing[@]}" -gt 0 ]; then
     local hint="install or upgrade the operator that brings them"
     [[ " ${missing[*]} " != *" databaseroles.postgresql.cnpg.io "* ]] ||
-      hint+=" (DatabaseRole needs CloudNativePG 1.30; roleMode: ClusterManagedRole in config/$ENV.yaml is the fallback)"
+      hint+=" (DatabaseRole needs CloudNativePG 1.30; the fallback is roleMode: ClusterManagedRole)"
     [ "$rc" = 0 ] || hint+="; kubectl api-resources also failed (exit $rc), an API service may be down"
     die "the cluster does not serve ${missing[*]}: $hint"
   fi
@@ -183,7 +193,8 @@ needed_permissions() {
   }'
   plan_rows secret | awk -F'\t' '{ print "create secret", $2; print "patch secret", $2 }'
   printf '%s\n' "create lease.coordination.k8s.io $namespace" "delete lease.coordination.k8s.io $namespace" \
-    "create configmap $namespace" "patch configmap $namespace" "get cluster.postgresql.cnpg.io $db_namespace"
+    "create configmap $namespace" "patch configmap $namespace" \
+    "get cluster.postgresql.cnpg.io $db_namespace" "get clusterissuer.cert-manager.io -"
   if backup_wanted; then printf '%s\n' "create backup.postgresql.cnpg.io $db_namespace"; fi
 }
 
@@ -212,10 +223,12 @@ check_permissions() {
 }
 
 check_cluster_issuer() {
-  local issuer
+  local issuer out
   issuer=$(setting clusterIssuer)
-  condition_ready clusterissuer.cert-manager.io - "$issuer" ||
-    die "ClusterIssuer $issuer is not Ready ($LAST_SEEN): kubectl --context $KUBE_CONTEXT describe clusterissuer $issuer"
+  out=$(kc get clusterissuer.cert-manager.io "$issuer" -o name 2>&1) ||
+    die "cannot read the ClusterIssuer $issuer: ${out%%$'\n'*}"
+  condition_ready clusterissuer.cert-manager.io - "$issuer" || die "the ClusterIssuer $issuer is not Ready" \
+    "($LAST_SEEN): kubectl --context $KUBE_CONTEXT describe clusterissuer $issuer"
   pass "ClusterIssuer $issuer is Ready"
 }
 
@@ -226,19 +239,22 @@ check_database_cluster() {
   ns=$(setting databaseNamespace)
   role=$(setting databaseRole)
   mode=$(setting roleMode)
-  out=$(kcn "$ns" get cluster.postgresql.cnpg.io "$cluster" -o 'jsonpath={.spec.managed.roles[*].name}{"|"}{.status.phase}' 2>&1) ||
+  out=$(kcn "$ns" get cluster.postgresql.cnpg.io "$cluster" \
+    -o 'jsonpath={.spec.managed.roles[*].name}{"|"}{.status.phase}' 2>&1) ||
     die "cannot read the Cluster $ns/$cluster: ${out%%$'\n'*}"
   IFS='|' read -r roles phase <<<"$out"
   [ "$phase" = "Cluster in healthy state" ] ||
     die "the Cluster $ns/$cluster is not healthy (phase: ${phase:-none}): ask the platform team before deploying"
   case $mode in
     DatabaseRole)
-      [[ " $roles " != *" $role "* ]] || die "the Cluster $ns/$cluster lists role $role in spec.managed.roles:" \
-        "it would win over the DatabaseRole, which then reports a conflict; ask the platform team to remove it there"
+      [[ " $roles " != *" $role "* ]] || die "the Cluster $ns/$cluster lists role $role in" \
+        "spec.managed.roles: it would win over the DatabaseRole, which then reports a conflict;" \
+        "ask the platform team to remove it there"
       ;;
     ClusterManagedRole)
-      [[ " $roles " == *" $role "* ]] || die "the Cluster $ns/$cluster does not list role $role in spec.managed.roles:" \
-        "roleMode ClusterManagedRole needs the platform team to apply $DIST/platform-team/ first"
+      [[ " $roles " == *" $role "* ]] || die "the Cluster $ns/$cluster does not list role $role in" \
+        "spec.managed.roles: roleMode ClusterManagedRole needs the platform team to apply" \
+        "$DIST/platform-team/ first"
       ;;
     *) die "$PLAN: roleMode $mode is not known; known: DatabaseRole, ClusterManagedRole" ;;
   esac
@@ -253,13 +269,15 @@ check_dns() {
   address=$(setting ingressAddress)
   found=$(getent ahosts "$host" | awk '{ print $1 }' | sort -u | paste -sd ' ') || true
   [ -n "$found" ] || die "$host does not resolve: create its DNS record (A $address) first"
-  [ "$found" = "$address" ] || die "$host resolves to $found, not only to the ingress address $address: fix its DNS records"
+  [ "$found" = "$address" ] ||
+    die "$host resolves to $found, not only to the ingress address $address: fix its DNS records"
   pass "$host resolves to $address"
 }
 
 # Reads only, cheap ones first; the synthesis and the secret contract of its output come last.
 preflight() {
   announce "preflight of $ENV (context $KUBE_CONTEXT): nothing changes until every check passed"
+  check_plan
   local tools=(git node kubectl)
   [ -z "$(plan_rows secret)" ] || tools+=(sops)
   check_tools "${tools[@]}"

@@ -41,7 +41,9 @@ function pruneSet(env) {
   for (const [type, phase, resource, namespace, name, , prune] of rows) {
     if (type !== 'object' || prune !== 'prune') continue;
     const file = files.get(phase);
-    if (!file || file === '-') throw new Error(`${planFile}: object ${resource} ${name} is in phase ${phase}, which has no file`);
+    if (!file || file === '-') {
+      throw new Error(`${planFile}: object ${resource} ${name} is in phase ${phase}, which has no file`);
+    }
     wanted.set(file, (wanted.get(file) ?? new Set()).add(`${resource} ${namespace} ${name}`));
   }
 
@@ -52,8 +54,8 @@ function pruneSet(env) {
       if (doc.errors.length > 0) throw new Error(`${shown} does not parse as YAML`);
       const object = doc.toJS();
       if (!object) continue;
-      const key = `${kubectlResource(object.apiVersion, object.kind)} ${object.metadata.namespace ?? '-'} ${object.metadata.name}`;
-      if (keys.delete(key)) documents.push(doc.toString({ lineWidth: 0 }));
+      const resource = kubectlResource(object.apiVersion, object.kind);
+      if (keys.delete(`${resource} ${object.metadata.namespace ?? '-'} ${object.metadata.name}`)) documents.push(doc.toString({ lineWidth: 0 }));
     }
     for (const key of keys) throw new Error(`${planFile}: object ${key} is not in ${shown}`);
   }

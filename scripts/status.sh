@@ -2,14 +2,13 @@
 # make vergabe-status: one screen about the environment in the cluster. What the plan lists is
 # looked up; a part that does not exist says "not found" instead of failing the target.
 set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=scripts/waits.sh
-source "$(dirname "${BASH_SOURCE[0]}")/waits.sh"
+source "$here/lib.sh"
 # shellcheck source=scripts/lock.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
+source "$here/lock.sh"
 
-# get RESOURCE NAMESPACE NAME JSONPATH: the value, or "not found" / the error's first line.
+# get RESOURCE NAMESPACE NAME JSONPATH: the value, "not found", or "unknown (<kubectl's error>)".
 get() {
   local out
   if out=$(kcn "$2" get "$1" "$3" -o "jsonpath=$4" 2>&1); then
@@ -23,27 +22,29 @@ get() {
 
 line() { printf '  %-13s %s\n' "$1" "$2"; }
 
-main() {
-  plan_load
-  local ns deployment wanted running rows row _ resource ons name wait job
-  ns=$(setting namespace)
+# kubectl's own table, indented; its errors shown, never fatal.
+table() { kcn "$@" 2>&1 | sed 's/^/    /' || true; }
+
+app() {
+  local ns=$1 deployment wanted running
   deployment=$(setting deployment)
   wanted=$(setting image)
-  say "$ENV on $KUBE_CONTEXT, namespace $ns, https://$(setting host)/"
-
   announce "app"
+  local state='{.status.readyReplicas}/{.spec.replicas} ready, {.status.updatedReplicas} updated, commit '
+  line deployment "$(get deployment.apps "$ns" "$deployment" "$state$(annotation_path deployed-commit)")"
   running=$(get deployment.apps "$ns" "$deployment" '{.spec.template.spec.containers[0].image}')
-  line deployment "$(get deployment.apps "$ns" "$deployment" \
-    '{.status.readyReplicas}/{.spec.replicas} ready, {.status.updatedReplicas} updated, commit {.metadata.annotations.vergabe-teilnahme\.whywhynot\.de/deployed-commit}')"
-  line "image" "$running"
+  line image "$running"
   if [ "$running" = "$wanted" ]; then
     line "in dist/" "the same"
   else
-    line "in dist/" "$wanted (differs: deploy, or a rollback is in effect)"
+    line "in dist/" "$wanted (differs: not deployed yet, or a rollback is in effect)"
   fi
   say "  pods:"
-  kcn "$ns" get pods -o wide 2>&1 | sed 's/^/    /' || true
+  table "$ns" get pods -o wide
+}
 
+migration() {
+  local ns=$1 job
   announce "migration"
   # The namespace is the app's own: its Jobs are the migration Jobs.
   job=$(kcn "$ns" get jobs.batch --sort-by=.metadata.creationTimestamp -o name 2>/dev/null | tail -n 1) || true
@@ -53,31 +54,48 @@ main() {
     line "last Job" "${job#*/}: $(get job.batch "$ns" "${job#*/}" '{.status.conditions[?(@.status=="True")].type}')"
   fi
   line "dist/ wants" "$(setting migrationJob)"
+}
 
-  announce "objects the deploy waits for"
+# The plan's objects that have a status worth a line: the database ones and the certificate.
+waited_objects() {
+  local rows row _ resource ns name wait
+  announce "database and certificate"
   mapfile -t rows < <(plan_rows object)
   for row in "${rows[@]}"; do
-    IFS=$'\t' read -r _ resource ons name wait _ <<<"$row"
+    IFS=$'\t' read -r _ resource ns name wait _ <<<"$row"
     case $wait in
-      applied) line "${resource%%.*}" "$name: $(get "$resource" "$ons" "$name" \
-        'applied {.status.applied} at generation {.status.observedGeneration}/{.metadata.generation} {.status.message}')" ;;
-      ready) line "${resource%%.*}" "$name: $(get "$resource" "$ons" "$name" \
+      applied) line "${resource%%.*}" "$name: $(get "$resource" "$ns" "$name" \
+        'applied {.status.applied} at generation {.status.observedGeneration}/{.metadata.generation}')" ;;
+      ready) line "${resource%%.*}" "$name: $(get "$resource" "$ns" "$name" \
         'Ready {.status.conditions[?(@.type=="Ready")].status}, expires {.status.notAfter}')" ;;
     esac
   done
+}
 
-  announce "exposure"
+exposure() {
+  local ns=$1 rows row _ resource ons name address lock
+  announce "exposure and lock"
   mapfile -t rows < <(plan_rows object | awk -F'\t' '$2 ~ /^ingress\./')
   for row in "${rows[@]}"; do
     IFS=$'\t' read -r _ resource ons name _ <<<"$row"
-    line "ingress" "$name: address $(get "$resource" "$ons" "$name" '{.status.loadBalancer.ingress[*].ip}'), expected $(setting ingressAddress)"
+    address=$(get "$resource" "$ons" "$name" '{.status.loadBalancer.ingress[*].ip}')
+    line ingress "$name: address $address, expected $(setting ingressAddress)"
   done
-  local lock
-  lock=$(get lease "$ns" "$LOCK_NAME" "held by $(lock_annotation locked-by) since $(lock_annotation locked-since)")
+  lock=$(get lease "$ns" "$LOCK_NAME" "held by $(annotation_path locked-by) since $(annotation_path locked-since)")
   line "deploy lock" "${lock/#not found/free}"
+}
 
+main() {
+  plan_load
+  local ns
+  ns=$(setting namespace)
+  say "$ENV on $KUBE_CONTEXT: namespace $ns, https://$(setting host)/"
+  app "$ns"
+  migration "$ns"
+  waited_objects
+  exposure "$ns"
   announce "recent Warning events in $ns"
-  kcn "$ns" get events --field-selector type=Warning --sort-by=.lastTimestamp 2>&1 | tail -n 10 | sed 's/^/  /' || true
+  table "$ns" get events --field-selector type=Warning --sort-by=.lastTimestamp | tail -n 10
 }
 
 main "$@"

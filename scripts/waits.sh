@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What the deploy waits for after an apply: one function per WAIT rule of the plan (sourced by
-# deploy.sh and migrate.sh, after lib.sh). Every wait has a timeout in seconds (TIMEOUT_<RULE>)
-# and polls every POLL_INTERVAL seconds (0 in the tests).
+# deploy.sh, migrate.sh and ops.sh, after lib.sh). Every wait has a timeout in seconds
+# (TIMEOUT_<RULE>) and polls every POLL_INTERVAL seconds (0 in the tests).
 
 POLL_INTERVAL=${POLL_INTERVAL:-5}
 TIMEOUT_ACTIVE=${TIMEOUT_ACTIVE:-120}
@@ -10,23 +10,24 @@ TIMEOUT_APPLIED=${TIMEOUT_APPLIED:-300}
 TIMEOUT_COMPLETE=${TIMEOUT_COMPLETE:-960}
 # The Deployment reports a stuck rollout after progressDeadlineSeconds (600).
 TIMEOUT_ROLLOUT=${TIMEOUT_ROLLOUT:-660}
-# A first certificate waits for DNS-01/HTTP-01 validation by Let's Encrypt.
+# A first certificate waits for Let's Encrypt to validate the host.
 TIMEOUT_READY=${TIMEOUT_READY:-600}
 TIMEOUT_BACKUP=${TIMEOUT_BACKUP:-1800}
-# How many log lines a failed Job shows.
+# How many log lines per pod a failed Job shows.
 LOG_LINES=${LOG_LINES:-200}
 
 # The rules this file implements; check_plan refuses a plan with any other.
 WAIT_RULES=(none active applied complete rollout ready)
 
-# What the last check saw, for the timeout message.
+# What the last check saw, and why the last wait failed, for the caller's one error line.
 LAST_SEEN=""
+WAIT_PROBLEM=""
 
-# poll TIMEOUT WHAT CHECK [ARGS...]: runs CHECK until it returns 0 (done) or 2 (failed for good);
-# returns 0 when done, 1 when failed or after TIMEOUT seconds, with one line saying which.
+# poll TIMEOUT CHECK [ARGS...]: runs CHECK until it returns 0 (done) or 2 (failed for good);
+# returns 0 when done, 1 when failed or after TIMEOUT seconds, with WAIT_PROBLEM saying which.
 poll() {
-  local timeout=$1 what=$2 start=$SECONDS rc
-  shift 2
+  local timeout=$1 start=$SECONDS rc
+  shift
   LAST_SEEN=""
   while true; do
     rc=0
@@ -34,12 +35,12 @@ poll() {
     case $rc in
       0) return 0 ;;
       2)
-        printf 'failed: %s: %s\n' "$what" "$LAST_SEEN" >&2
+        WAIT_PROBLEM=$LAST_SEEN
         return 1
         ;;
     esac
     if ((SECONDS - start >= timeout)); then
-      printf 'timed out after %ss waiting for %s (last seen: %s)\n' "$timeout" "$what" "${LAST_SEEN:-nothing}" >&2
+      WAIT_PROBLEM="timed out after ${timeout}s, last seen: ${LAST_SEEN:-nothing}"
       return 1
     fi
     sleep "$POLL_INTERVAL"
@@ -57,7 +58,7 @@ namespace_active() {
   LAST_SEEN=$(read_field namespace - "$1" '{.status.phase}')
   case $LAST_SEEN in
     Active) return 0 ;;
-    Terminating) LAST_SEEN="Terminating (it is being deleted; wait until it is gone)" && return 2 ;;
+    Terminating) LAST_SEEN="Terminating (being deleted; wait until it is gone)" && return 2 ;;
     *) return 1 ;;
   esac
 }
@@ -66,9 +67,10 @@ namespace_active() {
 # current generation is cnpg's verdict on this spec (e.g. a role conflict): no use waiting.
 cnpg_applied() {
   local generation observed applied message
-  IFS='|' read -r generation observed applied message < <(read_field "$1" "$2" "$3" \
-    '{.metadata.generation}{"|"}{.status.observedGeneration}{"|"}{.status.applied}{"|"}{.status.message}{"\n"}') || true
-  LAST_SEEN="generation ${generation:-?}, observed ${observed:-none}, applied ${applied:-unset}${message:+: $message}"
+  local fields='{.metadata.generation}|{.status.observedGeneration}|{.status.applied}|{.status.message}{"\n"}'
+  IFS='|' read -r generation observed applied message < <(read_field "$1" "$2" "$3" "$fields") || true
+  LAST_SEEN="generation ${generation:-?}, observed ${observed:-none}, applied ${applied:-unset}"
+  LAST_SEEN+="${message:+: $message}"
   [ -n "$generation" ] && [ "$observed" = "$generation" ] || return 1
   case $applied in
     true) return 0 ;;
@@ -77,11 +79,11 @@ cnpg_applied() {
   esac
 }
 
-# cert-manager's Ready condition (a Certificate, an Issuer).
+# cert-manager's Ready condition (a Certificate, a ClusterIssuer).
 condition_ready() {
-  local status reason message
+  local ready='.status.conditions[?(@.type=="Ready")]' status reason message
   IFS='|' read -r status reason message < <(read_field "$1" "$2" "$3" \
-    '{.status.conditions[?(@.type=="Ready")].status}{"|"}{.status.conditions[?(@.type=="Ready")].reason}{"|"}{.status.conditions[?(@.type=="Ready")].message}{"\n"}') || true
+    "{$ready.status}{\"|\"}{$ready.reason}{\"|\"}{$ready.message}{\"\\n\"}") || true
   LAST_SEEN="Ready ${status:-unset}${reason:+ ($reason)}${message:+: $message}"
   [ "$status" = True ]
 }
@@ -101,7 +103,8 @@ job_finished() {
 # A cnpg Backup: completed, or failed for good.
 backup_finished() {
   local phase error
-  IFS='|' read -r phase error < <(read_field "$1" "$2" "$3" '{.status.phase}{"|"}{.status.error}{"\n"}') || true
+  IFS='|' read -r phase error < <(read_field "$1" "$2" "$3" '{.status.phase}{"|"}{.status.error}{"\n"}') ||
+    true
   LAST_SEEN="${phase:-pending}${error:+: $error}"
   case $phase in
     completed) return 0 ;;
@@ -119,28 +122,27 @@ job_logs() {
   say "--- end of logs ---"
 }
 
-# wait_for RULE RESOURCE NAMESPACE NAME: waits as the plan says; returns 1 with a reason line
-# when the object failed or the timeout passed. A Job's logs are printed when it failed.
+# wait_for RULE RESOURCE NAMESPACE NAME: waits as the plan says; returns 1 when the object
+# failed or the timeout passed, with WAIT_PROBLEM saying which. A failed Job's logs are printed.
 wait_for() {
   local rule=$1 resource=$2 ns=$3 name=$4
-  local what
-  what=$(object_label "$resource" "$ns" "$name")
   if dry_run; then
-    [ "$rule" = none ] || say "  wait: $what ($rule)"
+    [ "$rule" = none ] || say "  wait: $(object_label "$resource" "$ns" "$name") ($rule)"
     return 0
   fi
   case $rule in
     none) return 0 ;;
-    active) poll "$TIMEOUT_ACTIVE" "$what to be Active" namespace_active "$name" ;;
-    applied) poll "$TIMEOUT_APPLIED" "$what to be applied by CloudNativePG" cnpg_applied "$resource" "$ns" "$name" ;;
-    ready) poll "$TIMEOUT_READY" "$what to be Ready" condition_ready "$resource" "$ns" "$name" ;;
-    rollout) kcn "$ns" rollout status "$resource/$name" --timeout="${TIMEOUT_ROLLOUT}s" ;;
-    complete)
-      if ! poll "$TIMEOUT_COMPLETE" "$what to complete" job_finished "$resource" "$ns" "$name"; then
-        job_logs "$ns" "$name"
-        return 1
-      fi
+    active) poll "$TIMEOUT_ACTIVE" namespace_active "$name" ;;
+    applied) poll "$TIMEOUT_APPLIED" cnpg_applied "$resource" "$ns" "$name" ;;
+    ready) poll "$TIMEOUT_READY" condition_ready "$resource" "$ns" "$name" ;;
+    rollout)
+      # shellcheck disable=SC2034 # read by the caller
+      kcn "$ns" rollout status "$resource/$name" --timeout="${TIMEOUT_ROLLOUT}s" ||
+        { WAIT_PROBLEM="kubectl rollout status failed (above)" && return 1; }
       ;;
-    *) die "$PLAN: object $what has WAIT $rule; known: ${WAIT_RULES[*]}" ;;
+    complete)
+      poll "$TIMEOUT_COMPLETE" job_finished "$resource" "$ns" "$name" || { job_logs "$ns" "$name" && return 1; }
+      ;;
+    *) die "$PLAN: object $(object_label "$resource" "$ns" "$name") has WAIT $rule; known: ${WAIT_RULES[*]}" ;;
   esac
 }

@@ -632,7 +632,7 @@ describe('a failing phase stops the deploy', () => {
     expect(backup.metadata.name).toMatch(new RegExp(`^${plan.settings.databaseCluster}-.*-\\d{14}$`));
     expect(backup.spec.cluster.name).toBe(plan.settings.databaseCluster);
     expect(run.status).not.toBe(0);
-    expect(errorLines(run)).toEqual([expect.stringMatching(/backup .* did not complete: the migrations did not run/)]);
+    expect(errorLines(run)).toEqual([expect.stringMatching(/backup .* did not complete \(failed\): the migrations did not run/)]);
     expect(kubectl(run).filter(isApply).map(target)).not.toContain(`dist/${ENV}/${migrateFile}`);
   });
 });
@@ -723,7 +723,7 @@ describe('make vergabe-migrate', () => {
   test('exits non-zero when the Job failed, after printing its logs', () => {
     expect(failed().status).not.toBe(0);
     expect(failed().stdout).toContain('the stand-in\'s log line');
-    expect(errorLines(failed())).toEqual([expect.stringMatching(/migration Job .* failed \(logs above\)/)]);
+    expect(errorLines(failed())).toEqual([expect.stringMatching(/migration Job .* did not complete \(Failed; logs above\)/)]);
   });
 });
 
