@@ -2,6 +2,7 @@ import { spawnSync } from 'child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
+import Ajv from 'ajv';
 import { parse, parseAllDocuments } from 'yaml';
 import { environmentSchema } from '../lib/config-schema';
 import { OutputFile } from '../lib/phases';
@@ -410,6 +411,15 @@ function section(markdown: string, title: RegExp): string {
   return lines.slice(start, end < 0 ? undefined : end).join('\n');
 }
 
+/** Kubernetes definitions with every object schema that lists properties closed (like kubeconform -strict). */
+function closed(schema: any): any {
+  if (Array.isArray(schema)) return schema.map(closed);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: any = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, closed(v)]));
+  if (out.properties && out.additionalProperties === undefined) out.additionalProperties = false;
+  return out;
+}
+
 /** The anchors GitHub makes for the headings of a Markdown file. */
 function anchors(file: string): Set<string> {
   return new Set(readFileSync(join(ROOT, file), 'utf8').split('\n')
@@ -460,6 +470,57 @@ describe('the runbook covers what is deployed', () => {
     const fromSecrets = pods.flatMap((p) => p.containers.flatMap((c: any) => (c.env ?? []).map((e: any) => e.name)));
     const names = [...Object.keys(configMap.data), ...fromSecrets, 'MEDIA_ROOT'];
     expect(names.filter((n) => !contract.includes(`\`${n}\``))).toEqual([]);
+  });
+
+  describe.each(environments)('%s: the debug pod of the runbook', (env) => {
+    const objects = distObjects(env);
+    const app = objects.find((o) => o.kind === 'Deployment')!.metadata.name;
+    const namespace = objects.find((o) => o.kind === 'Namespace')!.metadata.name;
+    const heredoc = /apply -f - <<EOF\n([\s\S]*?)\nEOF\n/.exec(section(runbook, /database connection/i));
+    const pod = parse((heredoc?.[1] ?? '').replace(/\$APP\b/g, app).replace(/\$NS\b/g, namespace));
+
+    test('is a complete Pod, valid for Kubernetes 1.28 and 1.33 (strict)', () => {
+      expect(pod.kind).toBe('Pod');
+      for (const version of ['1.28.0', '1.33.0']) {
+        const document = JSON.parse(readFileSync(join(ROOT, 'test', 'schemas', 'k8s', `v${version}.definitions.json`), 'utf8'));
+        const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+        ajv.addSchema({ $id: 'k8s', definitions: closed(document.definitions) });
+        const validate = ajv.getSchema('k8s#/definitions/io.k8s.api.core.v1.Pod')!;
+        expect({ version, valid: validate(pod), errors: validate.errors ?? null }).toEqual({ version, valid: true, errors: null });
+      }
+    });
+
+    test('passes Pod Security restricted', () => {
+      const spec = pod.spec;
+      expect([spec.hostNetwork, spec.hostPID, spec.hostIPC].filter(Boolean)).toEqual([]);
+      for (const volume of spec.volumes ?? []) expect(Object.keys(volume).sort()).toEqual(['emptyDir', 'name']);
+      for (const c of spec.containers) {
+        const sc = { ...spec.securityContext, ...c.securityContext };
+        expect(sc.runAsNonRoot).toBe(true);
+        expect(sc.runAsUser).toBeGreaterThan(0);
+        expect(sc.seccompProfile).toEqual({ type: 'RuntimeDefault' });
+        expect(sc.allowPrivilegeEscalation).toBe(false);
+        expect(sc.privileged ?? false).toBe(false);
+        expect(sc.capabilities).toEqual({ drop: ['ALL'] });
+        expect(c.ports ?? []).toEqual([]);
+      }
+    });
+
+    test('is let out by the NetworkPolicy, gets no traffic from the Service, and uses what exists', () => {
+      const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
+      const labels: Record<string, string> = pod.metadata.labels;
+      const { matchLabels, matchExpressions } = policy.spec.podSelector;
+      expect(Object.entries(matchLabels).every(([k, v]) => labels[k] === v)).toBe(true);
+      expect(matchExpressions.every((e: any) => e.operator === 'In' && e.values.includes(labels[e.key]))).toBe(true);
+      const service = objects.find((o) => o.kind === 'Service')!;
+      expect(Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v)).toBe(false);
+
+      const container = pod.spec.containers[0];
+      expect(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name === container.envFrom[0].configMapRef.name)).toBe(true);
+      const ref = container.env.find((e: any) => e.name === 'PGPASSWORD').valueFrom.secretKeyRef;
+      const secret = distSecrets(env).find((s) => s.name === ref.name && s.namespace === namespace);
+      expect(secret?.keys).toContain(ref.key);
+    });
   });
 
   test('links to headings resolve (anchors as GitHub makes them)', () => {
