@@ -31,8 +31,10 @@ function distObjects(env: string): Manifest[] {
     .flatMap((f) => parseAllDocuments(readFileSync(join(DIST, env, f), 'utf8')).map((d) => d.toJS()));
 }
 
+interface RequiredSecret { name: string; namespace: string; keys: string[]; source: string; file?: string }
+
 /** The Secrets of dist/<env>/secrets.yaml. */
-function distSecrets(env: string): Array<{ name: string; namespace: string; keys: string[]; source: string; file?: string }> {
+function distSecrets(env: string): RequiredSecret[] {
   return parse(readFileSync(join(DIST, env, 'secrets.yaml'), 'utf8')).secrets;
 }
 
@@ -335,9 +337,13 @@ function makeTargets(makefile: string, read = (p: string) => readFileSync(join(R
 }
 
 /** One line per command whose make target or npm script does not exist. */
-function missingCommands(file: string, markdown: string, targets: Set<string>, scripts: Record<string, string>): string[] {
+function missingCommands(
+  file: string, markdown: string, targets: Set<string>, scripts: Record<string, string>,
+): string[] {
   return commandsIn(markdown).flatMap((c) => {
-    if (c.tool === 'npm') return c.name in scripts ? [] : [`${file}: \`${c.text}\`: no npm script ${c.name} in package.json`];
+    if (c.tool === 'npm') {
+      return c.name in scripts ? [] : [`${file}: \`${c.text}\`: no npm script ${c.name} in package.json`];
+    }
     if (targets.has(c.name) || c.name === '(the default goal)') return [];
     return [`${file}: \`${c.text}\`: no make target ${c.name} in the Makefile`];
   });
@@ -371,7 +377,8 @@ describe('every command in the Markdown docs exists', () => {
   });
 
   test('the docs name commands at all (README, runbook)', () => {
-    const names = (file: string) => commandsIn(readFileSync(join(ROOT, file), 'utf8')).map((c) => `${c.tool} ${c.name}`);
+    const names = (file: string) => commandsIn(readFileSync(join(ROOT, file), 'utf8'))
+      .map((c) => `${c.tool} ${c.name}`);
     expect(names('README.md')).toEqual(expect.arrayContaining(['npm test', 'npm synth', 'make help']));
     expect(names(RUNBOOK))
       .toEqual(expect.arrayContaining(['make vergabe-deploy', 'make vergabe-status', 'make vergabe-rollback']));
@@ -482,11 +489,13 @@ describe('the runbook covers what is deployed', () => {
     test('is a complete Pod, valid for Kubernetes 1.28 and 1.33 (strict)', () => {
       expect(pod.kind).toBe('Pod');
       for (const version of ['1.28.0', '1.33.0']) {
-        const document = JSON.parse(readFileSync(join(ROOT, 'test', 'schemas', 'k8s', `v${version}.definitions.json`), 'utf8'));
+        const file = join(ROOT, 'test', 'schemas', 'k8s', `v${version}.definitions.json`);
+        const document = JSON.parse(readFileSync(file, 'utf8'));
         const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
         ajv.addSchema({ $id: 'k8s', definitions: closed(document.definitions) });
         const validate = ajv.getSchema('k8s#/definitions/io.k8s.api.core.v1.Pod')!;
-        expect({ version, valid: validate(pod), errors: validate.errors ?? null }).toEqual({ version, valid: true, errors: null });
+        expect({ version, valid: validate(pod), errors: validate.errors ?? null })
+          .toEqual({ version, valid: true, errors: null });
       }
     });
 
@@ -516,7 +525,8 @@ describe('the runbook covers what is deployed', () => {
       expect(Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v)).toBe(false);
 
       const container = pod.spec.containers[0];
-      expect(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name === container.envFrom[0].configMapRef.name)).toBe(true);
+      const configMap = container.envFrom[0].configMapRef.name;
+      expect(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name === configMap)).toBe(true);
       const ref = container.env.find((e: any) => e.name === 'PGPASSWORD').valueFrom.secretKeyRef;
       const secret = distSecrets(env).find((s) => s.name === ref.name && s.namespace === namespace);
       expect(secret?.keys).toContain(ref.key);
