@@ -19,10 +19,13 @@ export ENV
 ## FORCE=1             vergabe-migrate: delete the existing Job of that name and run it again
 ## NAME=<secret>       vergabe-secrets-edit: which Secret
 ## TO_REVISION=<n>     vergabe-rollback: the revision to go back to (default: the previous one)
+## TAG=<commit>        vergabe-bump: the app commit whose image to deploy; DIGEST=sha256:<hex> pins it
+## APP_DIR=<path>      vergabe-image: the app's checkout to build the image from
 ## FOLLOW=0 TAIL=<n>   vergabe-logs: print and return; how many lines
 
-.PHONY: help synth test vergabe-diff vergabe-deploy vergabe-status vergabe-migrate vergabe-seed \
-	vergabe-superuser vergabe-logs vergabe-smoke vergabe-rollback vergabe-secrets-edit vergabe-secrets-init
+.PHONY: help synth test vergabe-image vergabe-bump vergabe-diff vergabe-deploy vergabe-status vergabe-migrate \
+	vergabe-seed vergabe-superuser vergabe-logs vergabe-smoke vergabe-rollback vergabe-secrets-edit \
+	vergabe-secrets-init
 
 help: ## list the targets and variables (this screen)
 	@printf 'usage: make <target> [VARIABLE=value ...]\n\ntargets:\n'
@@ -35,6 +38,12 @@ synth: ## write dist/ from config/ (npm run synth); review and commit the result
 
 test: ## type check and every test (npm test)
 	npm test
+
+vergabe-image: ## build and push the image of APP_DIR's commit, then bump config/$(ENV).yaml to it
+	@scripts/image.sh "$(APP_DIR)" "$(ENV)"
+
+vergabe-bump: ## write TAG (and DIGEST) into config/$(ENV).yaml, re-synthesize, show what changed in dist/
+	@node scripts/bump.js --env "$(ENV)" --tag "$(TAG)" $(if $(DIGEST),--digest "$(DIGEST)")
 
 vergabe-diff: ## server-side kubectl diff of dist/$(ENV)/ against the cluster (differences are no error)
 	@scripts/diff.sh

@@ -145,7 +145,8 @@ let runs = 0;
 /** A fresh copy of the template; `prepare` may change it before make runs. */
 function copyOfTemplate(prepare?: (repo: string) => void): string {
   const dir = join(base, `run-${++runs}`);
-  cpSync(template, join(dir, 'repo'), { recursive: true, verbatimSymlinks: true });
+  // Timestamps kept: the synthesis then reuses the template's compiled bundle.
+  cpSync(template, join(dir, 'repo'), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
   for (const sub of ['log/calls', 'log/state', 'home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
   prepare?.(join(dir, 'repo'));
   return dir;
@@ -366,9 +367,11 @@ describe('a good deploy', () => {
     }
   });
 
-  test('passes --context with the plan\'s kubeContext to every kubectl call', () => {
+  test('passes --context with the plan\'s kubeContext to every kubectl call, in every run of this file', () => {
+    const calls = scenarios.flatMap((entry) => kubectl(entry.run as Run));
+
     expect(kubectl(good()).length).toBeGreaterThan(20);
-    for (const call of kubectl(good())) expect(call.args.slice(0, 2)).toEqual(['--context', plan.settings.kubeContext]);
+    expect(calls.filter((c) => c.args[0] !== '--context' || c.args[1] !== plan.settings.kubeContext)).toEqual([]);
   });
 
   test('applies the Ingress only after the Certificate reported Ready', () => {
@@ -676,6 +679,25 @@ describe('DRY_RUN=1', () => {
   });
 });
 
+describe('ENV', () => {
+  const staging = scenario('vergabe-deploy', { vars: ['ENV=staging', 'DRY_RUN=1'], scenario: { SMOKE: '1' } });
+  test('selects dist/$(ENV)/ and its plan\'s context for every step: nothing is production-specific', () => {
+    const settings = Object.fromEntries(readFileSync(join(template, 'dist', 'staging', 'plan.tsv'), 'utf8').split('\n')
+      .filter((l) => l.startsWith('setting\t')).map((l) => l.split('\t').slice(1)));
+    const commands = staging().stdout.split('\n').filter((l) => l.trim().startsWith('$ '));
+
+    expect(staging().status).toBe(0);
+    expect(staging().calls).toEqual([]);
+    expect(commands.length).toBeGreaterThan(5);
+    for (const command of commands) expect(command).not.toMatch(/dist\/production|secrets\/production/);
+    for (const command of commands.filter((c) => c.includes('kubectl'))) {
+      expect(command).toContain(`kubectl --context ${settings.kubeContext} `);
+    }
+    expect(staging().stdout).toContain(`--host ${settings.host} --address ${settings.ingressAddress} `);
+    expect(staging().stdout.includes('--accept-untrusted')).toBe(settings.acceptUntrustedChain === 'true');
+  });
+});
+
 describe('make vergabe-diff', () => {
   const differences = scenario('vergabe-diff', { scenario: { STANDIN_DIFF_RC: '1' } });
   test('diffs every phase file server-side and succeeds when kubectl diff finds differences (exit 1)', () => {
@@ -728,6 +750,17 @@ describe('make vergabe-migrate', () => {
 });
 
 describe('the other operator targets', () => {
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const bump = scenario('vergabe-bump', { vars: ['TAG=9c8b7a6', `DIGEST=${digest}`] });
+  test('vergabe-bump passes ENV, TAG and DIGEST to scripts/bump.js, which writes config/ and dist/', () => {
+    const bumped = readPlan(bump().repo);
+
+    expect(bump().status).toBe(0);
+    expect(readFileSync(join(bump().repo, 'config', `${ENV}.yaml`), 'utf8')).toMatch(/^\s+tag: "9c8b7a6"$/m);
+    expect(bumped.settings.image).toBe(`gitea.coulomb.social/coulomb/vergabe-teilnahme:9c8b7a6@${digest}`);
+    expect(bump().calls).toEqual([]);
+  });
+
   const rollback = scenario('vergabe-rollback');
   test('vergabe-rollback runs kubectl rollout undo under the lock and says what it does not reverse', () => {
     const calls = kubectl(rollback());
