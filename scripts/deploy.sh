@@ -214,8 +214,8 @@ main() {
   if dry_run; then
     announce "dry run of the $ENV deploy to $KUBE_CONTEXT: no cluster is called, nothing changes"
     check_plan
-    say "  preflight (not run): tools, image tag, clean tree, context, server version, served resources," \
-      "permissions, ClusterIssuer, database cluster, DNS, fresh dist/, secret contract"
+    say "  preflight (not run): tools, image tag, clean tree, secret contract, context, server version," \
+      "served resources, permissions, ClusterIssuer, database cluster, DNS, fresh dist/"
     lock_take deploy
   else
     preflight

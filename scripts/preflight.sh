@@ -72,8 +72,7 @@ check_image_tag() {
 }
 
 # What is applied is what was reviewed: a clean tree (checked first), whose dist/ is what the
-# code synthesizes (checked last, as the synthesis rewrites dist/ in place; on a clean tree with
-# the same content). ALLOW_DIRTY=1 deploys dist/ as it is on disk, without the synthesis.
+# code synthesizes (checked last). ALLOW_DIRTY=1 deploys dist/ as it is on disk, unsynthesized.
 check_clean_tree() {
   local dirty
   dirty=$(git status --porcelain 2>/dev/null) ||
@@ -274,7 +273,8 @@ check_dns() {
   pass "$host resolves to $address"
 }
 
-# Reads only, cheap ones first; the synthesis and the secret contract of its output come last.
+# Cheap and local checks first; the synthesis, which rewrites dist/ (to the same content on a
+# clean tree), comes last.
 preflight() {
   announce "preflight of $ENV (context $KUBE_CONTEXT): nothing changes until every check passed"
   check_plan
@@ -283,6 +283,7 @@ preflight() {
   check_tools "${tools[@]}"
   check_image_tag
   check_clean_tree
+  check_secret_contract
   check_context
   check_server_version
   check_resources_served
@@ -291,5 +292,4 @@ preflight() {
   check_database_cluster
   check_dns
   check_fresh_dist
-  check_secret_contract
 }
