@@ -397,6 +397,12 @@ describe('every command in the Markdown docs exists', () => {
     expect([...new Set(unread)]).toEqual([]);
   });
 
+  test('the runbook names every vergabe-* target of the Makefile', () => {
+    const runbook = readFileSync(join(ROOT, RUNBOOK), 'utf8');
+    const named = new Set(commandsIn(runbook).map((c) => c.name));
+    expect([...targets].filter((t) => t.startsWith('vergabe-') && !named.has(t))).toEqual([]);
+  });
+
   test('README.md gives the two commands of a fresh clone: set up and synth, then test', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     expect(readme).toContain('npm ci && npm run synth');
