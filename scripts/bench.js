@@ -486,6 +486,11 @@ async function tests() {
     const files = jest.testResults.map((/** @type {any} */ t) => ({ ms: t.endTime - t.startTime, name: path.relative(copy, t.name) }));
     const slowest = files.sort((a, b) => b.ms - a.ms).slice(0, 5);
     console.log(`  slowest files: ${slowest.map((f) => `${f.name} ${formatMs(f.ms)}`).join(', ')}`);
+    /** @type {string[]} */
+    const failed = jest.testResults.flatMap((/** @type {any} */ t) => t.assertionResults
+      .filter((/** @type {any} */ a) => a.status === 'failed')
+      .map((/** @type {any} */ a) => `${path.relative(copy, t.name)}: ${a.fullName}`));
+    for (const name of failed.slice(0, 5)) console.log(`  failed: ${name}`);
   }
   check(npmTest.status === 0 && npmTest.ms <= 20000,
     `npm test, cold: ${formatMs(npmTest.ms)}${npmTest.status === 0 ? '' : ` (exit ${npmTest.status})`}`,

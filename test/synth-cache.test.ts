@@ -13,6 +13,9 @@ import { join, relative } from 'path';
 import { parse, parseDocument } from 'yaml';
 import { ROOT, synth } from './helpers';
 
+// Every test runs the synth once or twice, bundling included; a busy machine needs more than 5 s.
+jest.setTimeout(60_000);
+
 let copy: string;
 const bundle = () => join(copy, '.cache', 'synth', 'main.js');
 const codeCache = () => join(copy, '.cache', 'synth', 'main.js.v8');
