@@ -215,7 +215,7 @@ main() {
     announce "dry run of the $ENV deploy to $KUBE_CONTEXT: no cluster is called, nothing changes"
     check_plan
     say "  preflight (not run): tools, image tag, clean tree, secret contract, context, server version," \
-      "served resources, permissions, ClusterIssuer, database cluster, DNS, fresh dist/"
+      "served resources, ClusterIssuer, database cluster, DNS, permissions, fresh dist/"
     lock_take deploy
   else
     preflight

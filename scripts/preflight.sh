@@ -163,9 +163,10 @@ deploy_resources() {
 
 check_resources_served() {
   local served rc=0 resource missing=()
-  served=$(kc api-resources -o name 2>/dev/null) || rc=$?
+  served=$'\n'$(kc api-resources -o name 2>/dev/null)$'\n' || rc=$?
   while read -r resource; do
-    grep -qxF "$(plural "$resource")" <<<"$served" || missing+=("$(plural "$resource")")
+    resource=$(plural "$resource")
+    [[ $served == *$'\n'"$resource"$'\n'* ]] || missing+=("$resource")
   done < <({
     plan_rows object | cut -f2
     deploy_resources
@@ -287,9 +288,9 @@ preflight() {
   check_context
   check_server_version
   check_resources_served
-  check_permissions
   check_cluster_issuer
   check_database_cluster
   check_dns
+  check_permissions
   check_fresh_dist
 }

@@ -85,7 +85,8 @@ function makeTemplate(dir: string): void {
   }
 
   git(dir, 'init', '--quiet');
-  writeFileSync(join(dir, '.git', 'info', 'exclude'), 'node_modules\n');
+  // Links in the copies, which .gitignore's "node_modules/" and ".cache/" (folders) do not match.
+  writeFileSync(join(dir, '.git', 'info', 'exclude'), 'node_modules\n.cache\n');
   git(dir, 'add', '--all');
   git(dir, 'commit', '--quiet', '--message', 'the project after an image bump');
 }
@@ -145,8 +146,10 @@ let runs = 0;
 /** A fresh copy of the template; `prepare` may change it before make runs. */
 function copyOfTemplate(prepare?: (repo: string) => void): string {
   const dir = join(base, `run-${++runs}`);
-  // Timestamps kept: the synthesis then reuses the template's compiled bundle.
-  cpSync(template, join(dir, 'repo'), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  // Timestamps kept and .cache/ shared: the synthesis then reuses the template's compiled bundle.
+  cpSync(template, join(dir, 'repo'), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true,
+    filter: (source) => source !== join(template, '.cache') });
+  symlinkSync(join(template, '.cache'), join(dir, 'repo', '.cache'));
   for (const sub of ['log/calls', 'log/state', 'home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
   prepare?.(join(dir, 'repo'));
   return dir;
@@ -637,6 +640,31 @@ describe('a failing phase stops the deploy', () => {
     expect(run.status).not.toBe(0);
     expect(errorLines(run)).toEqual([expect.stringMatching(/backup .* did not complete \(failed\): the migrations did not run/)]);
     expect(kubectl(run).filter(isApply).map(target)).not.toContain(`dist/${ENV}/${migrateFile}`);
+  });
+});
+
+describe('overrides', () => {
+  const certificateLate = scenario('vergabe-deploy', { scenario: { STANDIN_CERT_PENDING: '1000', TIMEOUT_READY: '0' } });
+  test('a wait that passes its timeout (TIMEOUT_READY=0 here) stops the deploy before the Ingress', () => {
+    const run = certificateLate();
+    const certificate = plan.objects.find((o) => o.wait === 'ready') as Plan['objects'][number];
+    const ingressPhase = plan.objects.find((o) => o.resource.startsWith('ingress.'))?.phase;
+
+    expect(run.status).not.toBe(0);
+    expect(errorLines(run)).toEqual([expect.stringContaining(`${certificate.resource} ${certificate.namespace}/`
+      + `${certificate.name} did not become ready (timed out after 0s, last seen: Ready False (Issuing)`)]);
+    expect(kubectl(run).filter(isApply).map(target))
+      .not.toContain(`dist/${ENV}/${plan.phases.find((p) => p.id === ingressPhase)?.file}`);
+  });
+
+  const dirtyAllowed = scenario('vergabe-deploy', { vars: ['ALLOW_DIRTY=1'], prepare: (repo) =>
+    writeFileSync(join(repo, 'config', `${ENV}.yaml`), `${readFileSync(join(repo, 'config', `${ENV}.yaml`), 'utf8')}#\n`) });
+  test('ALLOW_DIRTY=1 deploys an uncommitted tree with a warning and marks the recorded commit dirty', () => {
+    const annotate = kubectl(dirtyAllowed()).find((c) => verb(c) === 'annotate') as Call;
+
+    expect(dirtyAllowed().status).toBe(0);
+    expect(dirtyAllowed().stderr).toMatch(/^warning: ALLOW_DIRTY=1: deploying dist\/production as it is on disk/m);
+    expect(words(annotate).find((w) => w.includes('deployed-commit='))).toMatch(/-dirty$/);
   });
 });
 
