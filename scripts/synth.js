@@ -105,6 +105,19 @@ function stamp(file) {
 }
 
 /**
+ * The file system's clock now, for comparing with file times (which the kernel takes from a
+ * coarser clock than Date.now()).
+ * @returns {number}
+ */
+function fileClock() {
+  const marker = path.join(cacheDir, `clock.${process.pid}.tmp`);
+  fs.writeFileSync(marker, '');
+  const { ctimeMs } = fs.statSync(marker);
+  fs.rmSync(marker);
+  return ctimeMs;
+}
+
+/**
  * @param {Bundle} bundle
  * @returns {Stamps | undefined} what the bundle was built from, if it exists
  */
@@ -152,6 +165,8 @@ function writeWhole(file, content) {
  */
 function build(bundle, options, reason, packages) {
   const started = Date.now();
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const buildStart = fileClock();
   const esbuild = require('esbuild');
   let result;
   try {
@@ -171,9 +186,12 @@ function build(bundle, options, reason, packages) {
     files: {},
   };
   for (const file of [...BUILD_INPUTS, ...Object.keys(result.metafile.inputs)]) {
-    if (!file.startsWith('<')) stamps.files[file] = stamp(path.join(root, file));
+    if (file.startsWith('<')) continue;
+    const current = stamp(path.join(root, file));
+    // A file saved while esbuild ran may be in the bundle as it was before: build again next time.
+    const ctimeMs = Number(current.split(':')[2]);
+    stamps.files[file] = ctimeMs >= buildStart ? 'changed while bundling' : current;
   }
-  fs.mkdirSync(cacheDir, { recursive: true });
   fs.rmSync(bundle.stampsFile, { force: true });
   fs.rmSync(bundle.codeCacheFile, { force: true });
   writeWhole(bundle.file, result.outputFiles[0].contents);
