@@ -26,6 +26,7 @@ main() {
   announce "checks"
   check_tools kubectl
   check_image_tag
+  check_clean_tree
   check_context
   [ -n "$(read_field namespace - "$ns" '{.metadata.name}')" ] ||
     die "namespace $ns does not exist: the first make vergabe-deploy creates it and runs the migrations"

@@ -15,6 +15,8 @@ source "$here/lib.sh"
 source "$here/waits.sh"
 # shellcheck source=scripts/lock.sh
 source "$here/lock.sh"
+# shellcheck source=scripts/preflight.sh
+source "$here/preflight.sh"
 
 deployment() { printf 'deployment.apps/%s\n' "$(setting deployment)"; }
 
@@ -47,6 +49,7 @@ rollback() {
   local ns target
   ns=$(setting namespace)
   target=$(deployment)
+  check_context
   lock_take rollback
   announce "rolling $target back to its previous revision${TO_REVISION:+ ($TO_REVISION)}"
   kcn "$ns" rollout undo "$target" ${TO_REVISION:+"--to-revision=$TO_REVISION"}

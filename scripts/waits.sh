@@ -25,8 +25,9 @@ WAIT_PROBLEM=""
 
 # poll TIMEOUT CHECK [ARGS...]: runs CHECK until it returns 0 (done) or 2 (failed for good);
 # returns 0 when done, 1 when failed or after TIMEOUT seconds, with WAIT_PROBLEM saying which.
+# Each new state seen while waiting is printed once.
 poll() {
-  local timeout=$1 start=$SECONDS rc
+  local timeout=$1 start=$SECONDS rc shown=""
   shift
   LAST_SEEN=""
   while true; do
@@ -42,6 +43,10 @@ poll() {
     if ((SECONDS - start >= timeout)); then
       WAIT_PROBLEM="timed out after ${timeout}s, last seen: ${LAST_SEEN:-nothing}"
       return 1
+    fi
+    if [ -n "$LAST_SEEN" ] && [ "$LAST_SEEN" != "$shown" ]; then
+      say "    $LAST_SEEN"
+      shown=$LAST_SEEN
     fi
     sleep "$POLL_INTERVAL"
   done
@@ -125,11 +130,9 @@ job_logs() {
 # wait_for RULE RESOURCE NAMESPACE NAME: waits as the plan says; returns 1 when the object
 # failed or the timeout passed, with WAIT_PROBLEM saying which. A failed Job's logs are printed.
 wait_for() {
-  local rule=$1 resource=$2 ns=$3 name=$4
-  if dry_run; then
-    [ "$rule" = none ] || say "  wait: $(object_label "$resource" "$ns" "$name") ($rule)"
-    return 0
-  fi
+  local rule=$1 resource=$2 ns=$3 name=$4 timeout="TIMEOUT_${1^^}"
+  [ "$rule" = none ] || say "  wait: $(object_label "$resource" "$ns" "$name") $rule, up to ${!timeout:-?}s"
+  if dry_run; then return 0; fi
   case $rule in
     none) return 0 ;;
     active) poll "$TIMEOUT_ACTIVE" namespace_active "$name" ;;

@@ -737,6 +737,12 @@ describe('make vergabe-diff', () => {
     expect(differences().stdout).toMatch(/differences in /);
   });
 
+  const same = scenario('vergabe-diff');
+  test('succeeds and says so when the cluster matches dist/ (exit 0)', () => {
+    expect(same().status).toBe(0);
+    expect(same().stdout).toContain(`the cluster matches dist/${ENV}`);
+  });
+
   const broken = scenario('vergabe-diff', { scenario: { STANDIN_DIFF_RC: '2' } });
   test('fails when kubectl diff fails (exit above 1)', () => {
     expect(broken().status).not.toBe(0);
@@ -812,6 +818,13 @@ describe('the other operator targets', () => {
   test('vergabe-secrets-edit NAME=<secret> opens that file with sops', () => {
     expect(edit().status).toBe(0);
     expect(edit().calls.map((c) => [c.tool, ...c.args])).toEqual([['sops', plan.secrets[0].file]]);
+  });
+
+  const init = scenario('vergabe-secrets-init');
+  test('vergabe-secrets-init runs scripts/secrets-init.sh for ENV, which keeps existing files', () => {
+    expect(init().status).toBe(0);
+    expect(init().stdout).toContain(`nothing to create for ${ENV}`);
+    for (const secret of plan.secrets) expect(init().stdout).toContain(`kept ${secret.file}`);
   });
 
   const logs = scenario('vergabe-logs', { vars: ['FOLLOW=0'] });
