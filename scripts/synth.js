@@ -9,14 +9,16 @@
  * - Two bundles in .cache/synth/: main.js (our code, a few hundred kB, rebuilt in tens of
  *   milliseconds after an edit) and vendor.js (the packages main.js imports, rebuilt only when
  *   node_modules changes). Each is reused while every file it was built from, and every file
- *   that shapes the build (BUILD_INPUTS), has the size and times it had then. A new file only
- *   enters a bundle once an input imports it, and that edit changes the input.
+ *   that shapes the build (BUILD_INPUTS), is as it was then: same size and times, or for our own
+ *   files, same content (a hash, read only when the times differ, as in a copy of the project).
+ *   A new file only enters a bundle once an input imports it, and that edit changes the input.
  * - Loading one file instead of a few hundred modules saves module resolution, and V8's code
  *   cache of each bundle (made after its first run, like Node 22's module.enableCompileCache())
  *   saves parsing and compiling it again. A cache names the exact bundle and Node it belongs to;
  *   any other cache is ignored and replaced.
  */
 'use strict';
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
@@ -92,16 +94,59 @@ function esbuildOptions(projectRoot, entry, outfile) {
 /**
  * What identifies a file's content without reading it: size, modification and change time
  * (the change time moves on every write, even when a tool restores the modification time).
- * @param {string} file absolute path
+ * @param {fs.Stats} stat
  * @returns {string}
  */
-function stamp(file) {
+function times(stat) {
+  return `${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+}
+
+/** @param {string} file absolute path */
+function contentHash(file) {
+  return crypto.createHash('sha1').update(fs.readFileSync(file)).digest('base64url');
+}
+
+/** @param {string} file relative to the project: whether it is the project's own (not a package) */
+function isOwn(file) {
+  return !file.startsWith('..') && !file.startsWith(`node_modules${path.sep}`);
+}
+
+/**
+ * How an input is recorded: its times, and for the project's own files also a hash of the
+ * content, so that a copy of the project (new times, same content) reuses the bundles.
+ * @param {string} file relative to the project
+ * @param {number} since the file clock when bundling started
+ * @returns {string}
+ */
+function stampInput(file, since) {
+  const absolute = path.join(root, file);
+  let stat;
   try {
-    const stat = fs.statSync(file);
-    return `${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+    stat = fs.statSync(absolute);
   } catch {
     return 'missing';
   }
+  // A file saved while esbuild ran may be in the bundle as it was before: build again next time.
+  if (stat.ctimeMs >= since) return 'changed while bundling';
+  return isOwn(file) ? `${times(stat)} ${contentHash(absolute)}` : times(stat);
+}
+
+/**
+ * @param {string} file relative to the project
+ * @param {string} recorded its stamp when the bundle was built
+ * @returns {boolean} whether the file is as it was then (the hash is read only when the times differ)
+ */
+function unchanged(file, recorded) {
+  const absolute = path.join(root, file);
+  let stat;
+  try {
+    stat = fs.statSync(absolute);
+  } catch {
+    return recorded === 'missing';
+  }
+  const [recordedTimes, recordedHash] = recorded.split(' ');
+  if (times(stat) === recordedTimes) return true;
+  return recordedHash !== undefined && contentHash(absolute) === recordedHash;
 }
 
 /**
@@ -137,7 +182,7 @@ function readStamps(bundle) {
 function rebuildReason(stamps) {
   if (stamps === undefined) return 'no bundle yet';
   for (const [file, recorded] of Object.entries(stamps.files)) {
-    if (stamp(path.join(root, file)) !== recorded) return `${file} changed`;
+    if (!unchanged(file, recorded)) return `${file} changed`;
   }
   return undefined;
 }
@@ -186,11 +231,7 @@ function build(bundle, options, reason, packages) {
     files: {},
   };
   for (const file of [...BUILD_INPUTS, ...Object.keys(result.metafile.inputs)]) {
-    if (file.startsWith('<')) continue;
-    const current = stamp(path.join(root, file));
-    // A file saved while esbuild ran may be in the bundle as it was before: build again next time.
-    const ctimeMs = Number(current.split(':')[2]);
-    stamps.files[file] = ctimeMs >= buildStart ? 'changed while bundling' : current;
+    if (!file.startsWith('<')) stamps.files[file] = stampInput(file, buildStart);
   }
   fs.rmSync(bundle.stampsFile, { force: true });
   fs.rmSync(bundle.codeCacheFile, { force: true });
@@ -224,7 +265,7 @@ function buildVendor(packages, reason) {
  */
 function load(bundle, requireFn) {
   const source = fs.readFileSync(bundle.file, 'utf8');
-  const key = Buffer.from(`${process.version} ${process.arch} ${stamp(bundle.file)}\n`);
+  const key = Buffer.from(`${process.version} ${process.arch} ${times(fs.statSync(bundle.file))}\n`);
   /** @type {Buffer | undefined} */
   let cachedData;
   try {

@@ -104,6 +104,16 @@ test('a changed config/*.yaml is read again on the next synth, without a rebuild
     .toMatch(new RegExp(`^setting\timage\t\\S+:${tag}$`, 'm'));
 });
 
+test('a lib file saved again with the same content is not bundled again', () => {
+  const file = join(copy, 'lib', 'synth.ts');
+  writeFileSync(file, readFileSync(file));
+  const before = bundleIdentity();
+
+  const result = runSynth();
+  expect(result.rebuilt).toBe(false);
+  expect(bundleIdentity()).toBe(before);
+});
+
 test('an edited lib/*.ts file is bundled again and its change reaches dist/', () => {
   // The first phase's title, as the current sources write it into plan.tsv, edited at its source.
   const plan = readFileSync(join(copy, 'dist', 'production', 'plan.tsv'), 'utf8');
