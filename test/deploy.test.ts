@@ -20,6 +20,7 @@ import {
 import { cpus, tmpdir } from 'os';
 import { join } from 'path';
 import { parse, parseAllDocuments } from 'yaml';
+import { kubectlResource } from '../lib/phases';
 import { ROOT } from './helpers';
 
 const STAND_INS = join(ROOT, 'test', 'stand-ins');
@@ -256,16 +257,19 @@ function target(call: Call): string {
   return file === '-' ? 'stdin' : file;
 }
 
-function objectsOf(call: Call): Array<{ kind: string; metadata: { name: string; namespace?: string } }> {
+interface Applied {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+function objectsOf(call: Call): Applied[] {
   const text = target(call) === 'stdin' ? call.stdin ?? '' : '';
   return parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean);
 }
 
-/** The plan's resource name of an object, as lib/phases.ts writes it. */
-function resourceOf(object: { apiVersion: string; kind: string }): string {
-  const group = object.apiVersion.includes('/') ? object.apiVersion.split('/')[0] : '';
-  return group ? `${object.kind.toLowerCase()}.${group}` : object.kind.toLowerCase();
-}
+/** The plan's resource name of an object. */
+const resourceOf = (object: { apiVersion: string; kind: string }) => kubectlResource(object.apiVersion, object.kind);
 
 function flag(call: Call, name: string): string | undefined {
   const arg = call.args.find((a) => a === name || a.startsWith(`${name}=`));
@@ -414,7 +418,7 @@ describe('a good deploy', () => {
     const kept = plan.objects.filter((o) => o.prune === 'keep');
     const keptFiles = new Set(kept.map((o) => `dist/${ENV}/${fileOf(o.phase)}`));
     const holdsKept = (call: Call) => keptFiles.has(target(call)) || objectsOf(call).some((o) => o.kind === 'Secret'
-      || kept.some((k) => k.name === o.metadata.name && k.resource === resourceOf(o as never)));
+      || kept.some((k) => k.name === o.metadata.name && k.resource === resourceOf(o)));
     const keptApplies = kubectl(good()).filter((c) => isApply(c) && holdsKept(c));
 
     expect(keptApplies.length).toBe(keptFiles.size + plan.secrets.length);
@@ -427,7 +431,7 @@ describe('a good deploy', () => {
   test('prunes once, at the end: exactly the prune objects, as one ApplySet, with its own field manager', () => {
     const applies = kubectl(good()).filter(isApply);
     const last = applies[applies.length - 1];
-    const members = objectsOf(last).map((o) => `${resourceOf(o as never)} ${o.metadata.namespace ?? '-'} ${o.metadata.name}`);
+    const members = objectsOf(last).map((o) => `${resourceOf(o)} ${o.metadata.namespace ?? '-'} ${o.metadata.name}`);
 
     expect(applies.filter((c) => c.args.some((a) => a.startsWith('--applyset') || a === '--prune'))).toEqual([last]);
     expect(flag(last, '--applyset')).toBe(`configmaps/applyset-${ENV}`);
