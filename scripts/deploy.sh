@@ -49,8 +49,8 @@ phase_dist() {
 stop_at() {
   local wait=$1 what=$2
   case $wait in
-    complete) die "$what failed (logs above): nothing after it was applied, the running version keeps" \
-      "serving; fix the cause and deploy again (or make vergabe-migrate FORCE=1)" ;;
+    complete) die "$what did not complete ($WAIT_PROBLEM; logs above): nothing after it was applied, the" \
+      "running version keeps serving; fix the cause and deploy again (or make vergabe-migrate FORCE=1)" ;;
     rollout) die "$what did not roll out ($WAIT_PROBLEM): the previous pods keep serving until new ones" \
       "are ready; make vergabe-status, make vergabe-logs, or make vergabe-rollback" ;;
     *) die "$what did not become $wait ($WAIT_PROBLEM): nothing after it was applied" ;;

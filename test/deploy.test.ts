@@ -624,7 +624,7 @@ describe('a failing phase stops the deploy', () => {
 
     expect(run.status).not.toBe(0);
     expect(run.stdout).toContain('the stand-in\'s log line');
-    expect(errorLines(run)).toEqual([expect.stringMatching(/failed \(logs above\).*running version keeps serving/)]);
+    expect(errorLines(run)).toEqual([expect.stringMatching(/did not complete \(Failed; logs above\).*running version keeps serving/)]);
     expect(kubectl(run).filter(isApply).map(target)).not.toContain(`dist/${ENV}/${appFile}`);
     expect(kubectl(run).filter((c) => verb(c) === 'delete' && words(c).some((w) => w.startsWith('job.batch/')))).toEqual([]);
     expect(kubectl(run).some((c) => flag(c, '--applyset'))).toBe(false);
