@@ -342,7 +342,9 @@ function missingCommands(
 ): string[] {
   return commandsIn(markdown).flatMap((c) => {
     if (c.tool === 'npm') {
-      return c.name in scripts ? [] : [`${file}: \`${c.text}\`: no npm script ${c.name} in package.json`];
+      // `npm run env` is npm's own: it lists the environment scripts run with.
+      if (c.name in scripts || c.name === 'env') return [];
+      return [`${file}: \`${c.text}\`: no npm script ${c.name} in package.json`];
     }
     if (targets.has(c.name) || c.name === '(the default goal)') return [];
     return [`${file}: \`${c.text}\`: no make target ${c.name} in the Makefile`];
