@@ -44,14 +44,18 @@ const USAGE = 'usage: node scripts/bench.js [--runs N] [--stock-runs N] [--scale
 function parseOptions(argv) {
   const options = { runs: 11, stockRuns: 3, scaleRuns: 5, test: true, maxMinutes: 10 };
   /** @type {Record<string, 'runs' | 'stockRuns' | 'scaleRuns' | 'maxMinutes'>} */
-  const numeric = { '--runs': 'runs', '--stock-runs': 'stockRuns', '--scale-runs': 'scaleRuns', '--max-minutes': 'maxMinutes' };
+  const numeric = {
+    '--runs': 'runs', '--stock-runs': 'stockRuns', '--scale-runs': 'scaleRuns', '--max-minutes': 'maxMinutes',
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--no-test') {
       options.test = false;
     } else if (arg in numeric) {
       const value = Number(argv[++i]);
-      if (!Number.isInteger(value) || value < 1) throw new HarnessError(`${arg} ${argv[i]} is not a whole number >= 1\n${USAGE}`);
+      if (!Number.isInteger(value) || value < 1) {
+        throw new HarnessError(`${arg} ${argv[i]} is not a whole number >= 1\n${USAGE}`);
+      }
       options[numeric[arg]] = value;
     } else {
       throw new HarnessError(`unknown option ${arg}\n${USAGE}`);
@@ -68,7 +72,9 @@ let current;
 let deadline = Infinity;
 
 /** Child environment: no npm update check or funding notice (network calls that are not the work). */
-const childEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', NO_COLOR: '1' };
+const childEnv = {
+  ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', NO_COLOR: '1',
+};
 
 /**
  * @typedef {{ status: number | null, stdout: string, stderr: string, ms: number }} RunResult
@@ -89,7 +95,8 @@ function run(command, args, options) {
   const shown = [command, ...args].join(' ');
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(command, args, { cwd: options.cwd, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args,
+      { cwd: options.cwd, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     current = child;
     /** @type {Buffer[]} */ const stdout = [];
     /** @type {Buffer[]} */ const stderr = [];
@@ -113,7 +120,8 @@ function run(command, args, options) {
           : new HarnessError(`${shown} (in ${options.cwd}) took longer than ${options.timeoutSeconds} s`));
         return;
       }
-      resolve({ status, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), ms });
+      const text = (/** @type {Buffer[]} */ chunks) => Buffer.concat(chunks).toString();
+      resolve({ status, ms, stdout: text(stdout), stderr: text(stderr) });
     });
   });
 }
@@ -229,7 +237,8 @@ function formatMs(ms) {
 /** @param {Figure} figure */
 function formatFigure(figure) {
   const { samples } = figure;
-  const cells = [median(samples), Math.min(...samples), Math.max(...samples)].map((v) => formatMs(v).padStart(9));
+  const cells = [median(samples), Math.min(...samples), Math.max(...samples)]
+    .map((v) => formatMs(v).padStart(9));
   return `  ${figure.label.padEnd(58)}${cells.join('')}${String(samples.length).padStart(6)}`
     + (figure.note ? `  ${figure.note}` : '');
 }
@@ -237,7 +246,8 @@ function formatFigure(figure) {
 /** @param {string} title @param {Figure[]} figures */
 function printTable(title, figures) {
   console.log(`\n${title}`);
-  console.log(`  ${''.padEnd(58)}${'median'.padStart(9)}${'min'.padStart(9)}${'max'.padStart(9)}${'runs'.padStart(6)}`);
+  const heads = ['median', 'min', 'max'].map((head) => head.padStart(9)).join('');
+  console.log(`  ${''.padEnd(58)}${heads}${'runs'.padStart(6)}`);
   for (const figure of figures) console.log(formatFigure(figure));
 }
 
@@ -272,7 +282,8 @@ async function nothingChanged(runs) {
     { label: "npm run env (npm's own start-up)", samples: [] },
   ];
   const commands = [
-    () => run(process.execPath, ['-e', "require('cdk8s'); require('cdk8s-plus-28')"], { cwd: copy, timeoutSeconds: 60 }),
+    () => run(process.execPath, ['-e', "require('cdk8s'); require('cdk8s-plus-28')"],
+      { cwd: copy, timeoutSeconds: 60 }),
     synth,
     () => run('npm', ['run', 'synth'], { cwd: copy, timeoutSeconds: 60 }),
     () => run('npm', ['run', 'env'], { cwd: copy, timeoutSeconds: 60 }),
@@ -280,7 +291,9 @@ async function nothingChanged(runs) {
   for (let round = 0; round < runs; round++) {
     for (const [i, command] of commands.entries()) {
       const result = await command();
-      if (result.status !== 0) throw new HarnessError(`${figures[i].label} exited ${result.status}:\n${result.stderr}`);
+      if (result.status !== 0) {
+        throw new HarnessError(`${figures[i].label} exited ${result.status}:\n${result.stderr}`);
+      }
       if (/^synth: bundled/m.test(result.stderr)) {
         throw new HarnessError(`${figures[i].label} bundled again though nothing changed:\n${result.stderr}`);
       }
@@ -292,7 +305,7 @@ async function nothingChanged(runs) {
   check(direct / baseline <= 2, `node scripts/synth.js / baseline = ${(direct / baseline).toFixed(2)}x`,
     '<= 2x; this is the synth itself');
   check(viaNpm / baseline <= 2, `npm run synth / baseline = ${(viaNpm / baseline).toFixed(2)}x`,
-    `<= 2x as the spec words it; npm's start-up alone is ${formatMs(npmAlone)}`);
+    `<= 2x; npm's own start-up is ${formatMs(npmAlone)} of it`);
   return { copy, baseline };
 }
 
@@ -325,20 +338,23 @@ async function afterEdit(runs, stockRuns) {
     const steps = [];
     if (i < runs) {
       steps.push([0, fast, () => run('npm', ['run', 'synth'], { cwd: fast, timeoutSeconds: 120 })]);
-      steps.push([1, fast, () => run(process.execPath, ['scripts/synth.js'], { cwd: fast, timeoutSeconds: 120 })]);
+      steps.push([1, fast,
+        () => run(process.execPath, ['scripts/synth.js'], { cwd: fast, timeoutSeconds: 120 })]);
     }
     if (i < stockRuns) {
       // The upgrade check is a network call to the npm registry, not synthesis: left out (in the
       // stock path's favour).
-      steps.push([2, stock, () => run(cdk8s, ['synth', '--no-check-upgrade'], { cwd: stock, timeoutSeconds: 180 })]);
+      steps.push([2, stock,
+        () => run(cdk8s, ['synth', '--no-check-upgrade'], { cwd: stock, timeoutSeconds: 180 })]);
       steps.push([3, stock, () => run('npx', ['ts-node', 'main.ts'], { cwd: stock, timeoutSeconds: 180 })]);
     }
     for (const [figure, copy, command] of steps) {
       editSource(copy, ++round);
       const result = await command();
-      if (result.status !== 0) throw new HarnessError(`${figures[figure].label} exited ${result.status}:\n${result.stderr}`);
+      const { label } = figures[figure];
+      if (result.status !== 0) throw new HarnessError(`${label} exited ${result.status}:\n${result.stderr}`);
       if (figure < 2 && !/^synth: bundled main\.ts/m.test(result.stderr)) {
-        throw new HarnessError(`${figures[figure].label} did not bundle again after the edit:\n${result.stderr}`);
+        throw new HarnessError(`${label} did not bundle again after the edit:\n${result.stderr}`);
       }
       figures[figure].samples.push(result.ms);
     }
@@ -346,10 +362,12 @@ async function afterEdit(runs, stockRuns) {
   const difference = treeDifference(readTree(path.join(fast, 'dist')), readTree(path.join(stock, 'dist')));
   if (difference) throw new HarnessError(`the fast and the stock path wrote different files: ${difference}`);
 
-  printTable('After a source edit: the fast path bundles main.ts again; the stock path type-checks and compiles', figures);
+  printTable('After a source edit: the fast path bundles main.ts again; the stock path type-checks '
+    + 'and compiles', figures);
   console.log('  Both paths ran the same main.ts, lib/ and config/ and wrote identical dist/ trees.');
   const [viaNpm, direct, stockPath] = figures.map((f) => median(f.samples));
-  check(stockPath / viaNpm >= 10, `stock / npm run synth = ${(stockPath / viaNpm).toFixed(1)}x faster`, '>= 10x');
+  check(stockPath / viaNpm >= 10, `stock / npm run synth = ${(stockPath / viaNpm).toFixed(1)}x faster`,
+    '>= 10x');
   console.log(`        stock / node scripts/synth.js = ${(stockPath / direct).toFixed(1)}x faster`);
 }
 
@@ -413,7 +431,8 @@ async function scale(copy, runs) {
   const filesPerCount = new Map();
   for (let round = 0; round < runs; round++) {
     for (const count of SCALE_COUNTS) {
-      const done = await runOk(process.execPath, [bundle, String(count), outDir], { cwd: copy, timeoutSeconds: 120 });
+      const done = await runOk(process.execPath, [bundle, String(count), outDir],
+        { cwd: copy, timeoutSeconds: 120 });
       const report = JSON.parse(done.stdout.trim().split('\n').pop() ?? '{}');
       if (report.count !== count || report.namespaces !== count) {
         throw new HarnessError(`the scale program for ${count} instances reported ${done.stdout}`);
@@ -426,9 +445,9 @@ async function scale(copy, runs) {
   /** @type {Figure[]} */
   const figures = [];
   for (const [count, { wall, inside }] of samples) {
-    figures.push({ label: `${count} instance${count === 1 ? '' : 's'}: whole process`, samples: wall,
-      note: `${filesPerCount.get(count)} files` });
-    figures.push({ label: `${count} instance${count === 1 ? '' : 's'}: validate, build, render, write (inside)`, samples: inside });
+    const instances = `${count} instance${count === 1 ? '' : 's'}`;
+    figures.push({ label: `${instances}: whole process`, samples: wall, note: `${filesPerCount.get(count)} files` });
+    figures.push({ label: `${instances}: validate, build, render, write (inside)`, samples: inside });
   }
   printTable('Scale: N instances derived in memory from config/production.yaml, one process per N', figures);
   const first = SCALE_COUNTS[0];
@@ -449,7 +468,8 @@ async function tests() {
   const copy = makeCopy('test');
   const report = path.join(workDir, 'jest-report.json');
   fs.rmSync(path.join(copy, '.cache', 'jest'), { recursive: true, force: true });
-  const npmTest = await run('npm', ['test', '--', '--json', `--outputFile=${report}`], { cwd: copy, timeoutSeconds: 600 });
+  const npmTest = await run('npm', ['test', '--', '--json', `--outputFile=${report}`],
+    { cwd: copy, timeoutSeconds: 600 });
   const tsc = await run(path.join(copy, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', '.'],
     { cwd: copy, timeoutSeconds: 300 });
 
@@ -464,14 +484,16 @@ async function tests() {
   if (stoppedAtTsc) {
     // npm test stopped at the type check; jest alone, still from a cold cache, gives its share.
     fs.rmSync(path.join(copy, '.cache', 'jest'), { recursive: true, force: true });
-    const alone = await run(path.join(copy, 'node_modules', '.bin', 'jest'), ['--json', `--outputFile=${report}`],
+    const jestBin = path.join(copy, 'node_modules', '.bin', 'jest');
+    const alone = await run(jestBin, ['--json', `--outputFile=${report}`],
       { cwd: copy, timeoutSeconds: 600 });
     figures.push({ label: 'jest alone, cold Jest cache (npm test stopped at tsc)', samples: [alone.ms] });
     jest = readJson(report);
   }
   if (jest) {
     const end = Math.max(...jest.testResults.map((/** @type {any} */ t) => t.endTime));
-    figures.push({ label: '  of which: jest, from its start to the last result', samples: [end - jest.startTime] });
+    figures.push({ label: '  of which: jest, from its start to the last result',
+      samples: [end - jest.startTime] });
   }
   printTable('Tests', figures);
   if (npmTest.status !== 0) {
@@ -480,12 +502,16 @@ async function tests() {
     if (stoppedAtTsc) console.log(`  ${tsc.stdout.trim().split('\n').slice(0, 5).join('\n  ')}`);
   }
   if (jest) {
-    console.log(`  ${jest.numTotalTests} tests in ${jest.numTotalTestSuites} files: ${jest.numPassedTests} passed, `
-      + `${jest.numFailedTests} failed.`);
+    console.log(`  ${jest.numTotalTests} tests in ${jest.numTotalTestSuites} files: `
+      + `${jest.numPassedTests} passed, ${jest.numFailedTests} failed.`);
     /** @type {Array<{ ms: number, name: string }>} */
-    const files = jest.testResults.map((/** @type {any} */ t) => ({ ms: t.endTime - t.startTime, name: path.relative(copy, t.name) }));
+    const files = jest.testResults.map((/** @type {any} */ t) => ({
+      ms: t.endTime - t.startTime,
+      name: path.relative(copy, t.name),
+    }));
     const slowest = files.sort((a, b) => b.ms - a.ms).slice(0, 5);
-    console.log(`  slowest files: ${slowest.map((f) => `${f.name} ${formatMs(f.ms)}`).join(', ')}`);
+    console.log('  slowest test files:');
+    for (const f of slowest) console.log(`    ${formatMs(f.ms).padStart(9)}  ${f.name}`);
     /** @type {string[]} */
     const failed = jest.testResults.flatMap((/** @type {any} */ t) => t.assertionResults
       .filter((/** @type {any} */ a) => a.status === 'failed')
@@ -522,14 +548,20 @@ async function revision() {
   }
 }
 
+/** The load average over 1, 5 and 15 minutes: how busy the machine was besides the benchmark. */
+function loadAverage() {
+  return os.loadavg().map((load) => load.toFixed(2)).join(' ');
+}
+
 async function main() {
   const options = parseOptions(process.argv.slice(2));
   deadline = Date.now() + options.maxMinutes * 60000;
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vergabe-bench-'));
   const npmVersion = (await run('npm', ['--version'], { cwd: root, timeoutSeconds: 60 })).stdout.trim();
-  console.log(`Benchmark of vergabe-teilnahme-deploy, ${new Date().toISOString()}, revision ${await revision()}`);
+  const started = new Date().toISOString();
+  console.log(`Benchmark of vergabe-teilnahme-deploy, ${started}, revision ${await revision()}`);
   console.log(`Machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}, `
-    + `node ${process.version}, npm ${npmVersion}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    + `node ${process.version}, npm ${npmVersion}, load average ${loadAverage()}`);
   console.log(`Runs: ${options.runs} per fast figure, ${options.stockRuns} per stock figure, `
     + `${options.scaleRuns} per scale figure, 1 for the tests; at most ${options.maxMinutes} minutes.`);
 
@@ -546,14 +578,15 @@ async function main() {
       await section();
     } catch (error) {
       if (!(error instanceof BudgetSpent)) throw error;
-      console.log(`\nThe time budget of ${options.maxMinutes} minutes is spent; the remaining figures are skipped.`);
+      console.log(`\nThe time budget of ${options.maxMinutes} minutes is spent; `
+        + 'the remaining figures are skipped.');
       break;
     }
   }
 
   const misses = checks.filter((c) => !c.pass).length;
   console.log(`\nTargets: ${checks.length - misses} PASS, ${misses} MISS (informative; see above). `
-    + `Load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`);
+    + `Load average at the end ${loadAverage()}.`);
 }
 
 for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {

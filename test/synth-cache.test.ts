@@ -129,14 +129,16 @@ test('an edited lib/*.ts file is bundled again and its change reaches dist/', ()
   const result = runSynth();
   expect(result.stderr).toMatch(/^synth: bundled main\.ts in [0-9]+ ms \(lib\/phases\.ts changed\)$/m);
   expect(bundleIdentity()).not.toBe(before);
-  expect(readFileSync(join(copy, 'dist', 'production', 'plan.tsv'), 'utf8')).toContain(`\t${title} (edited)\n`);
+  const newPlan = readFileSync(join(copy, 'dist', 'production', 'plan.tsv'), 'utf8');
+  expect(newPlan).toContain(`\t${title} (edited)\n`);
 });
 
 test('an edited imports/*.ts file is bundled again', () => {
   const [file] = bundledProjectFiles('imports/');
   if (!file) throw new Error('no imports/*.ts file is part of the bundle');
   const probe = `synth-cache-probe-${process.pid}`;
-  writeFileSync(join(copy, file), `${readFileSync(join(copy, file), 'utf8')}\n(globalThis as any).probe = '${probe}';\n`);
+  const source = readFileSync(join(copy, file), 'utf8');
+  writeFileSync(join(copy, file), `${source}\n(globalThis as any).probe = '${probe}';\n`);
 
   const result = runSynth();
   expect(result.stderr).toContain(`(${file} changed)`);
@@ -149,8 +151,10 @@ test('a package newly imported by lib/ joins the packages bundle', () => {
   writeFileSync(file, `import 'ajv/dist/compile/codegen';\n${readFileSync(file, 'utf8')}`);
 
   const result = runSynth();
-  expect(result.stderr).toMatch(/^synth: bundled the packages in [0-9]+ ms \(main\.ts imports other packages\)$/m);
-  expect(readFileSync(join(copy, '.cache', 'synth', 'vendor.js'), 'utf8')).toContain('get "ajv/dist/compile/codegen"()');
+  expect(result.stderr)
+    .toMatch(/^synth: bundled the packages in [0-9]+ ms \(main\.ts imports other packages\)$/m);
+  const vendor = readFileSync(join(copy, '.cache', 'synth', 'vendor.js'), 'utf8');
+  expect(vendor).toContain('get "ajv/dist/compile/codegen"()');
   expect(distFiles()).toEqual(files);
 });
 
@@ -160,7 +164,8 @@ test('a code cache that belongs to another bundle or Node is replaced, never use
   const result = runSynth();
   expect(result.rebuilt).toBe(false);
   expect(distFiles()).toEqual(files);
-  expect(readFileSync(codeCache()).subarray(0, 40).toString('latin1').startsWith(`${process.version} `)).toBe(true);
+  const header = readFileSync(codeCache()).subarray(0, 40).toString('latin1');
+  expect(header.startsWith(`${process.version} `)).toBe(true);
 });
 
 test('bundled code uses __dirname only in cdk8s\'s URL loader, which a synth never calls', () => {
