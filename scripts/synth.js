@@ -215,10 +215,9 @@ function build(bundle, options, reason, packages) {
   // One build per process: esbuild's worker thread for synchronous calls would only add its own
   // start-up (about 30 ms) to the call of the esbuild binary.
   process.env.ESBUILD_WORKER_THREADS = '0';
-  const esbuild = require('esbuild');
   let result;
   try {
-    result = esbuild.buildSync(options);
+    result = require('esbuild').buildSync(options);
   } catch (error) {
     // A build failure carries the errors esbuild has already printed; anything else is printed here.
     const printed = error instanceof Error && 'errors' in error;
