@@ -24,7 +24,7 @@ export ENV
 ## FOLLOW=0 TAIL=<n>   vergabe-logs: print and return; how many lines
 
 .PHONY: help synth test vergabe-image vergabe-bump vergabe-diff vergabe-deploy vergabe-status vergabe-migrate \
-	vergabe-seed vergabe-superuser vergabe-logs vergabe-smoke vergabe-rollback vergabe-secrets-edit \
+	vergabe-seed vergabe-superuser vergabe-logs vergabe-smoke vergabe-restart vergabe-rollback vergabe-secrets-edit \
 	vergabe-secrets-init
 
 help: ## list the targets and variables (this screen)
@@ -33,8 +33,9 @@ help: ## list the targets and variables (this screen)
 	@printf '\nvariables:\n'
 	@sed -n 's/^## /  /p' $(MAKEFILE_LIST)
 
-synth: ## write dist/ from config/ (npm run synth); review and commit the result
+synth: ## write dist/ from config/ and the docs generated from it; review and commit the result
 	npm run --silent synth
+	npm run --silent docs
 
 test: ## type check and every test (npm test)
 	npm test
@@ -68,6 +69,9 @@ vergabe-logs: ## the app's logs, followed
 
 vergabe-smoke: ## check the public URL as a browser would (TLS, health, page, assets, http redirect)
 	@scripts/ops.sh smoke
+
+vergabe-restart: ## rolling restart of the app, e.g. after a Secret changed (pods read Secrets at start)
+	@scripts/ops.sh restart
 
 vergabe-rollback: ## emergency kubectl rollout undo; migrations stay, revert the bump in git after
 	@scripts/ops.sh rollback

@@ -110,6 +110,8 @@ export class VergabeChart extends Chart {
         ['namespace', config.app.namespace],
         ['host', config.app.host],
         ['healthPath', config.image.healthPath],
+        ['python', config.image.python],
+        ['managePy', config.image.managePy],
         ['image', this.app.image],
         ['deployment', this.app.name],
         ['migrationJob', this.migration.jobName],

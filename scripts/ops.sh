@@ -4,6 +4,7 @@
 #   scripts/ops.sh logs           the web pods' logs (FOLLOW=0 prints and returns; TAIL lines)
 #   scripts/ops.sh seed           manage.py seed in the running app
 #   scripts/ops.sh superuser      manage.py createsuperuser in the running app, interactive
+#   scripts/ops.sh restart        a rolling restart of the app, e.g. after a Secret changed
 #   scripts/ops.sh rollback       emergency kubectl rollout undo of the Deployment (see below)
 #   scripts/ops.sh smoke          the public smoke check of the environment's host
 #   scripts/ops.sh secrets-edit   sops on secrets/$ENV/$NAME.sops.yaml
@@ -28,16 +29,31 @@ logs() {
   kcn "$ns" logs "$target" --all-containers --prefix --tail="${TAIL:-200}" "${follow[@]}"
 }
 
-# manage [-it] COMMAND...: python manage.py COMMAND in a pod of the running app.
+# manage [-it] COMMAND...: manage.py COMMAND with the image's own Python, in a pod of the running app.
 manage() {
-  local ns target flags=()
+  local ns target python manage_py flags=()
   ns=$(setting namespace)
   target=$(deployment)
   if [ "$1" = -it ]; then
     flags=(-it)
     shift
   fi
-  kcn "$ns" exec "${flags[@]}" "$target" -- python manage.py "$@"
+  python=$(setting python)
+  manage_py=$(setting managePy)
+  kcn "$ns" exec "${flags[@]}" "$target" -- "$python" "$manage_py" "$@"
+}
+
+# Pods read Secrets only when they start: after a Secret changed (a rotated key or password),
+# new pods must start. One at a time, as in any rollout, so the app keeps serving.
+restart() {
+  local ns target
+  ns=$(setting namespace)
+  target=$(deployment)
+  check_context
+  lock_take restart
+  announce "restarting $target"
+  kcn "$ns" rollout restart "$target"
+  kcn "$ns" rollout status "$target" --timeout="${TIMEOUT_ROLLOUT}s"
 }
 
 # The normal way back is to revert the image bump in git and deploy, so dist/ and the cluster
@@ -77,10 +93,11 @@ main() {
     logs) logs ;;
     seed) manage seed ;;
     superuser) manage -it createsuperuser ;;
+    restart) restart ;;
     rollback) rollback ;;
     smoke) smoke ;;
     secrets-edit) secrets_edit ;;
-    *) die "usage: scripts/ops.sh logs|seed|superuser|rollback|smoke|secrets-edit" ;;
+    *) die "usage: scripts/ops.sh logs|seed|superuser|restart|rollback|smoke|secrets-edit" ;;
   esac
 }
 

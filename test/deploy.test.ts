@@ -324,7 +324,7 @@ describe('make help', () => {
     expect(help().status).toBe(0);
     expect(targets).toEqual(expect.arrayContaining(['help', 'synth', 'test', 'vergabe-diff', 'vergabe-deploy',
       'vergabe-status', 'vergabe-migrate', 'vergabe-seed', 'vergabe-superuser', 'vergabe-logs', 'vergabe-smoke',
-      'vergabe-rollback', 'vergabe-secrets-edit', 'vergabe-secrets-init']));
+      'vergabe-restart', 'vergabe-rollback', 'vergabe-secrets-edit', 'vergabe-secrets-init']));
     for (const name of targets) expect(help().stdout).toMatch(new RegExp(`^  ${name} +\\S.*$`, 'm'));
     expect(help().calls).toEqual([]);
   });
@@ -810,6 +810,18 @@ describe('the other operator targets', () => {
     expect(rollback().stdout).toMatch(/not reversed: the migrations/);
   });
 
+  const restart = scenario('vergabe-restart');
+  test('vergabe-restart rolls the Deployment under the lock and waits for it', () => {
+    const calls = kubectl(restart());
+    const target = `deployment.apps/${plan.settings.deployment}`;
+    const index = calls.findIndex((c) => words(c).slice(0, 2).join(' ') === 'rollout restart');
+
+    expect(restart().status).toBe(0);
+    expect(words(calls[index])).toEqual(['rollout', 'restart', target]);
+    expect(calls.findIndex((c) => verb(c) === 'create')).toBeLessThan(index);
+    expect(words(calls[index + 1]).slice(0, 3)).toEqual(['rollout', 'status', target]);
+  });
+
   const editWithoutName = scenario('vergabe-secrets-edit');
   test('vergabe-secrets-edit without NAME lists the valid names from the plan', () => {
     expect(editWithoutName().status).not.toBe(0);
@@ -839,7 +851,7 @@ describe('the other operator targets', () => {
     expect(logs().status).toBe(0);
     expect(seed().status).toBe(0);
     expect(words(kubectl(logs())[0])).toEqual(['logs', deployment, '--all-containers', '--prefix', '--tail=200']);
-    expect(words(kubectl(seed())[0])).toEqual(['exec', deployment, '--', 'python', 'manage.py', 'seed']);
+    expect(words(kubectl(seed())[0])).toEqual(['exec', deployment, '--', plan.settings.python, plan.settings.managePy, 'seed']);
     for (const call of [...kubectl(logs()), ...kubectl(seed())]) {
       expect(call.args.slice(0, 2)).toEqual(['--context', plan.settings.kubeContext]);
     }
