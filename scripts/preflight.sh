@@ -90,7 +90,8 @@ check_clean_tree() {
 check_fresh_dist() {
   local dirty
   [ "${ALLOW_DIRTY:-0}" != 1 ] || return 0
-  npm run --silent synth >/dev/null || die "npm run synth failed (above): nothing was deployed"
+  # What `npm run synth` runs, without npm's own start-up.
+  node scripts/synth.js >/dev/null || die "npm run synth failed (above): nothing was deployed"
   dirty=$(git status --porcelain)
   [ -z "$dirty" ] || die "dist/ is stale: a fresh npm run synth changed $(paths_of "$dirty");" \
     "review (git diff dist/) and commit it"

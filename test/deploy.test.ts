@@ -71,7 +71,7 @@ function makeTemplate(dir: string): void {
 
   const config = join(dir, 'config', `${ENV}.yaml`);
   writeFileSync(config, readFileSync(config, 'utf8').replace(/^(\s+tag:\s*).*$/m, `$1"${TAG}"`));
-  const synth = spawnSync('npm', ['run', '--silent', 'synth'], { cwd: dir, encoding: 'utf8' });
+  const synth = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: dir, encoding: 'utf8' });
   if (synth.status !== 0) throw new Error(`synth of the test copy failed: ${synth.stderr}`);
 
   for (const folder of readdirSync(join(dir, 'secrets'))) {
