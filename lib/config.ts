@@ -1,9 +1,11 @@
 import { readFileSync } from 'fs';
 import { basename } from 'path';
-import Ajv, { ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { EnvironmentConfig, environmentSchema } from './config-schema';
+import validator = require('./config-validator');
 import { bytes, cpuMillis } from './quantity';
+import { schemaHash } from './schema-hash';
 
 export type { EnvironmentConfig } from './config-schema';
 
@@ -23,14 +25,14 @@ export class ConfigError extends Error {
 
 const ENVIRONMENT_NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
 
-let validator: ReturnType<Ajv['compile']> | undefined;
+let checked = false;
 
+/** Validates with the generated validator, once it is known to match the schema. */
 function validate(data: unknown): ErrorObject[] {
-  if (!validator) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
-    ajv.addKeyword({ keyword: 'hint', schemaType: 'string' });
-    validator = ajv.compile(environmentSchema);
+  if (!checked && validator.schemaHash !== schemaHash(environmentSchema)) {
+    throw new ConfigError(['config: lib/config-validator.js was made from another schema: run npm run validator']);
   }
+  checked = true;
   return validator(data) ? [] : [...(validator.errors ?? [])];
 }
 
