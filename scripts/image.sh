@@ -40,13 +40,13 @@ check_checkout() {
   [ -f "$app_dir/Dockerfile" ] || fail "$app_dir has no Dockerfile"
 }
 
-# image.repository of config/<env>.yaml, read as YAML (the file is validated by the dry run before).
+# image.repository of config/<env>.yaml with tag $1, from the output $2 of `bump.js --dry-run`,
+# which validated the file and names the image it would write: "bump: the image would be <ref>".
 image_repository() {
-  node -e '
-    const { parse } = require("yaml");
-    const repository = parse(require("fs").readFileSync(process.argv[1], "utf8")).image.repository;
-    process.stdout.write(String(repository));
-  ' "config/$1.yaml"
+  local tag=$1 checked=$2
+  if [[ $checked =~ (^|$'\n')bump:\ the\ image\ would\ be\ ([^[:space:]]+):${tag}($|$'\n') ]]; then
+    printf '%s' "${BASH_REMATCH[2]}"
+  fi
 }
 
 # The digest in `docker push`'s output for tag $2, from the file $1; empty when there is none.
@@ -62,7 +62,7 @@ pushed_digest() {
 
 main() {
   if [ "$#" -lt 1 ] || [ "$#" -gt 2 ] || [ -z "$1" ]; then fail "APP_DIR is required; $USAGE"; fi
-  local env=${2:-production} app_dir root commit repository reference digest
+  local env=${2:-production} app_dir root commit checked repository reference digest
   [ -d "$1" ] || fail "APP_DIR $1 is not a folder"
   app_dir=$(cd "$1" && pwd)
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,9 +73,11 @@ main() {
   commit=$(git -C "$app_dir" rev-parse HEAD)
 
   say "checking that config/$env.yaml accepts tag $commit"
-  node scripts/bump.js --env "$env" --tag "$commit" --dry-run >/dev/null \
+  checked=$(node scripts/bump.js --env "$env" --tag "$commit" --dry-run) \
     || fail "stopped before the build: the configuration check above failed"
-  repository=$(image_repository "$env")
+  repository=$(image_repository "$commit" "$checked")
+  [ -n "$repository" ] \
+    || fail "bump.js --dry-run did not name the image of tag $commit; stopped before the build"
   reference="$repository:$commit"
 
   command -v docker >/dev/null \

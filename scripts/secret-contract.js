@@ -428,36 +428,52 @@ function run(args) {
   return { findings, checked: contract.length };
 }
 
-function main() {
+/**
+ * The command line: what `node scripts/secret-contract.js <argv>` prints and its exit code.
+ * @param {string[]} argv the arguments after the script's name
+ * @returns {{ status: 0 | 1 | 2, stdout: string, stderr: string }}
+ */
+function cli(argv) {
   let args;
   let result;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseArgs(argv);
     result = run(args);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`secret-contract: ${error.message}\n`
-        + 'usage: node scripts/secret-contract.js --env <env> [--root <repo dir>] [--check-file <path> --secret <name>]...\n');
-      process.exit(2);
+      return {
+        status: 2,
+        stdout: '',
+        stderr: `secret-contract: ${error.message}\n`
+          + 'usage: node scripts/secret-contract.js --env <env> [--root <repo dir>] [--check-file <path> --secret <name>]...\n',
+      };
     }
     throw error;
   }
   const errors = result.findings.filter((f) => f.level === 'error');
   const warnings = result.findings.filter((f) => f.level === 'warning');
-  for (const finding of warnings) process.stderr.write(`secret-contract: warning: ${finding.text}\n`);
-  for (const finding of errors) process.stderr.write(`secret-contract: ${finding.text}\n`);
+  let stderr = warnings.map((finding) => `secret-contract: warning: ${finding.text}\n`).join('')
+    + errors.map((finding) => `secret-contract: ${finding.text}\n`).join('');
   if (errors.length > 0) {
-    process.stderr.write(`secret-contract: ${args.env}: ${errors.length} problem${errors.length === 1 ? '' : 's'} `
-      + '(checked without decrypting; no value is shown)\n');
-    process.exit(1);
+    stderr += `secret-contract: ${args.env}: ${errors.length} problem${errors.length === 1 ? '' : 's'} `
+      + '(checked without decrypting; no value is shown)\n';
+    return { status: 1, stdout: '', stderr };
   }
   const what = args.checks.length > 0
     ? args.checks.map(({ file, secret }) => `${path.relative(args.root, file)} as Secret ${secret}`).join(', ')
     : `${result.checked} Secret${result.checked === 1 ? '' : 's'} from SOPS in secrets/${args.env}/`;
-  process.stdout.write(`secret contract of ${args.env} ok: ${what}`
-    + `${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`);
+  const stdout = `secret contract of ${args.env} ok: ${what}`
+    + `${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`;
+  return { status: 0, stdout, stderr };
+}
+
+function main() {
+  const { status, stdout, stderr } = cli(process.argv.slice(2));
+  process.stderr.write(stderr);
+  process.stdout.write(stdout);
+  process.exitCode = status;
 }
 
 if (require.main === module) main();
 
-module.exports = { isEncryptedValue, checkSopsBlock, checkSecretDocument, parseOneDocument };
+module.exports = { isEncryptedValue, checkSopsBlock, checkSecretDocument, parseOneDocument, cli };

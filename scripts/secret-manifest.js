@@ -12,6 +12,9 @@
  *   node scripts/secret-manifest.js render --env <env> [--root <repo dir>] --name <name>
  *       the manifest; reads the database password (one line) from stdin when the Secret needs it,
  *       and REGISTRY_USER / REGISTRY_TOKEN from the environment for a registry pull Secret
+ *   node scripts/secret-manifest.js render --env <env> [--root <repo dir>] --null --name <name> [--name ...]
+ *       several manifests, in the order of the names, each ending with a NUL byte (for bash's
+ *       `mapfile -d ''`): one process for all the Secrets an init creates; one password for all
  *
  * Exit 0 ok; 1 a Secret it cannot make or a missing input; 2 usage.
  */
@@ -200,7 +203,7 @@ function printSecretMaterial(text) {
 
 /**
  * @param {string[]} argv
- * @returns {{ command: string, env: string, root: string, name: string }}
+ * @returns {{ command: string, env: string, root: string, names: string[], nul: boolean }}
  */
 function parseArgs(argv) {
   const [command, ...rest] = argv;
@@ -209,19 +212,32 @@ function parseArgs(argv) {
   }
   /** @type {Record<string, string>} */
   const options = {};
-  for (let i = 0; i < rest.length; i += 2) {
+  /** @type {string[]} */
+  const names = [];
+  let nul = false;
+  for (let i = 0; i < rest.length; i += 1) {
+    if (command === 'render' && rest[i] === '--null') {
+      nul = true;
+      continue;
+    }
     if (!['--env', '--root', '--name'].includes(rest[i]) || i + 1 >= rest.length) {
       throw new Failure(`unknown argument or missing value: ${rest[i]}`, 2);
     }
-    options[rest[i].slice(2)] = rest[i + 1];
+    if (rest[i] === '--name') names.push(rest[i + 1]);
+    else options[rest[i].slice(2)] = rest[i + 1];
+    i += 1;
   }
   if (!options.env) throw new Failure('--env is required', 2);
-  if (command === 'render' && !options.name) throw new Failure('--name is required', 2);
+  if (command === 'render' && names.length === 0) throw new Failure('--name is required', 2);
+  if (names.length > 1 && !nul) {
+    throw new Failure('several --name need --null (each manifest then ends with a NUL byte)', 2);
+  }
   return {
     command,
     env: options.env ?? '',
     root: path.resolve(options.root ?? path.join(__dirname, '..')),
-    name: options.name ?? '',
+    names,
+    nul,
   };
 }
 
@@ -238,12 +254,18 @@ async function main() {
     return;
   }
 
-  const secret = secrets.find((s) => s.name === args.name);
-  if (!secret) throw new Failure(`Secret ${args.name} is not a sops Secret of dist/${args.env}/secrets.yaml`, 2);
+  const chosen = args.names.map((name) => {
+    const secret = secrets.find((s) => s.name === name);
+    if (!secret) throw new Failure(`Secret ${name} is not a sops Secret of dist/${args.env}/secrets.yaml`, 2);
+    return secret;
+  });
   const settings = planSettings(args.root, args.env);
-  const needsPassword = secret.keys.some((key) => valueSource(secret, key) === 'database-password');
+  const needsPassword = chosen.some((secret) => secret.keys
+    .some((key) => valueSource(secret, key) === 'database-password'));
   const password = needsPassword ? await passwordFromStdin() : undefined;
-  printSecretMaterial(render(secret, settings, password));
+  // All rendered before anything is printed: a Secret that cannot be made stops the others too.
+  const manifests = chosen.map((secret) => render(secret, settings, password));
+  printSecretMaterial(args.nul ? manifests.map((manifest) => `${manifest}\0`).join('') : manifests[0]);
 }
 
 main().catch((error) => {

@@ -5,7 +5,8 @@
 #   - ONE URL-safe database password, written to both the app's Secret and the role's Secret;
 #   - the role name as the role Secret's username;
 #   - a registry pull Secret from REGISTRY_USER / REGISTRY_TOKEN (skipped when they are unset).
-# Each manifest exists only in a pipe from scripts/secret-manifest.js into
+# scripts/secret-manifest.js renders the new manifests (one process for all) into a pipe; the
+# script holds them in memory only and pipes each into
 # `sops --encrypt --filename-override <target> ... /dev/stdin`, so the creation rules of
 # .sops.yaml apply and no plaintext file is ever written. The encrypted output goes to a temp
 # file in the same folder, is checked by scripts/secret-contract.js and only then moved into
@@ -72,15 +73,29 @@ new_password() {
   head -c 32 /dev/urandom | base64 -w 0 | tr '+/' '-_' | tr -d '='
 }
 
-# Encrypts one Secret into a temp file next to its target and sets ENCRYPTED_TEMP to its path.
-# $3 is the database password, or empty when the Secret does not need it.
-encrypt_one() {
-  local env="$1" name="$2" password="$3" target="$4" temp
-  temp="$(mktemp "$(dirname "$target")/.${name}.encrypting.XXXXXX")" || return 1
-  temp_files+=("$temp")
+# Renders the manifests of the Secrets named in $3... into MANIFESTS, in that order, with one
+# node process; $2 is the database password, or empty when none of them needs it. They arrive
+# through a pipe and stay in this shell's memory.
+render_manifests() {
+  local env="$1" password="$2" name
+  shift 2
+  local -a names=()
+  for name in "$@"; do names+=(--name "$name"); done
+  MANIFESTS=()
   # printf is a shell builtin: the password never appears in a process's arguments.
-  printf '%s\n' "$password" \
-    | node "$scripts_dir/secret-manifest.js" render --env "$env" --root . --name "$name" \
+  mapfile -d '' -t MANIFESTS < <(printf '%s\n' "$password" \
+    | node "$scripts_dir/secret-manifest.js" render --env "$env" --root . --null "${names[@]}")
+  wait "$!" || return 1
+  ((${#MANIFESTS[@]} == $#))
+}
+
+# Encrypts MANIFESTS[$1], the Secret $2, for the target file $3 into a temp file next to it and
+# sets ENCRYPTED_TEMP to its path.
+encrypt_one() {
+  local index="$1" name="$2" target="$3" temp
+  temp="$(mktemp "${target%/*}/.${name}.encrypting.XXXXXX")" || return 1
+  temp_files+=("$temp")
+  printf '%s' "${MANIFESTS[$index]}" \
     | sops --encrypt --filename-override "$target" --input-type yaml --output-type yaml /dev/stdin \
       >"$temp" || return 1
   ENCRYPTED_TEMP="$temp"
@@ -151,12 +166,15 @@ main() {
   local i
   local -a temps=() checks=()
   mkdir -p "secrets/$env"
+  render_manifests "$env" "$password" "${create[@]}" \
+    || die "cannot make the manifests of ${create_files[*]} (see above); nothing was written"
   for i in "${!create[@]}"; do
-    encrypt_one "$env" "${create[$i]}" "$password" "${create_files[$i]}" \
+    encrypt_one "$i" "${create[$i]}" "${create_files[$i]}" \
       || die "encrypting ${create_files[$i]} failed; nothing was written"
     temps+=("$ENCRYPTED_TEMP")
     checks+=(--check-file "$ENCRYPTED_TEMP" --secret "${create[$i]}")
   done
+  MANIFESTS=()
   # What sops wrote must pass the contract (e.g. no value left in plain text by a changed rule).
   node "$scripts_dir/secret-contract.js" --env "$env" --root . "${checks[@]}" >/dev/null \
     || die "the sops output failed the secret contract (see above); nothing was written"

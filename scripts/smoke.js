@@ -52,18 +52,16 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** @typedef {{ status: number, headers: http.IncomingHttpHeaders, body: string }} Answer */
 
-class UsageError extends Error {}
+/**
+ * A run's result lines: `ok   <check>: <detail>` or `FAIL <check>: <reason>`.
+ * @typedef {object} Report
+ * @property {(check: string, detail: string) => void} ok
+ * @property {(check: string, reason: string) => void} fail
+ */
 
-let failures = 0;
-/** @param {string} check @param {string} detail */
-function ok(check, detail) {
-  process.stdout.write(`ok   ${check}: ${detail}\n`);
-}
-/** @param {string} check @param {string} reason */
-function fail(check, reason) {
-  failures++;
-  process.stdout.write(`FAIL ${check}: ${reason}\n`);
-}
+/** @typedef {{ out: (text: string) => void, err: (text: string) => void }} Output */
+
+class UsageError extends Error {}
 
 /**
  * @param {string[]} argv
@@ -217,39 +215,40 @@ function peerCertificate(o) {
   });
 }
 
-/** @param {Options} o */
-async function checkCertificate(o) {
+/** @param {Options} o @param {Report} r */
+async function checkCertificate(o, r) {
   const where = `${o.address}:${o.httpsPort}`;
   let peer;
   try {
     peer = await peerCertificate(o);
   } catch (error) {
-    fail('certificate trust', `no TLS connection to ${where} for ${o.host}: ${reason(error)}`);
-    fail('certificate name', 'not checked (no TLS connection)');
-    fail('certificate expiry', 'not checked (no TLS connection)');
+    r.fail('certificate trust', `no TLS connection to ${where} for ${o.host}: ${reason(error)}`);
+    r.fail('certificate name', 'not checked (no TLS connection)');
+    r.fail('certificate expiry', 'not checked (no TLS connection)');
     return;
   }
   const { cert } = peer;
   if (!cert || !cert.raw) {
-    fail('certificate trust', `${where} sent no certificate`);
+    r.fail('certificate trust', `${where} sent no certificate`);
     return;
   }
 
   const against = o.caFile ? `--ca ${o.caFile}` : 'the system CAs';
   if (peer.authorized) {
-    ok('certificate trust', `chain verified against ${against}`);
+    r.ok('certificate trust', `chain verified against ${against}`);
   } else if (o.acceptUntrusted) {
-    ok('certificate trust', `NOT verified (--accept-untrusted, e.g. a staging issuer): ${peer.error}`);
+    r.ok('certificate trust', `NOT verified (--accept-untrusted, e.g. a staging issuer): ${peer.error}`);
   } else {
-    fail('certificate trust', `chain does not verify against ${against} (${peer.error}); a staging issuer `
+    r.fail('certificate trust', `chain does not verify against ${against} (${peer.error}); a staging issuer `
       + 'needs --accept-untrusted, a private CA --ca');
   }
 
   const mismatch = tls.checkServerIdentity(o.host, cert);
   if (mismatch) {
-    fail('certificate name', `not valid for ${o.host}: it is for ${cert.subjectaltname || `CN=${cert.subject?.CN}`}`);
+    const names = cert.subjectaltname || `CN=${cert.subject?.CN}`;
+    r.fail('certificate name', `not valid for ${o.host}: it is for ${names}`);
   } else {
-    ok('certificate name', `valid for ${o.host}`);
+    r.ok('certificate name', `valid for ${o.host}`);
   }
 
   const now = Date.now();
@@ -258,25 +257,25 @@ async function checkCertificate(o) {
   const daysLeft = Math.floor((notAfter - now) / DAY_MS);
   const until = new Date(notAfter).toISOString().slice(0, 10);
   if (Number.isNaN(notAfter) || Number.isNaN(notBefore)) {
-    fail('certificate expiry', 'the certificate has no readable validity dates');
+    r.fail('certificate expiry', 'the certificate has no readable validity dates');
   } else if (notBefore > now) {
-    fail('certificate expiry', `not valid before ${new Date(notBefore).toISOString()}`);
+    r.fail('certificate expiry', `not valid before ${new Date(notBefore).toISOString()}`);
   } else if (notAfter - now < o.minDays * DAY_MS) {
-    fail('certificate expiry', `expires ${until}, in ${Math.max(daysLeft, 0)} days (fewer than ${o.minDays}); `
-      + 'cert-manager renews 30 days ahead: check the Certificate and its order');
+    r.fail('certificate expiry', `expires ${until}, in ${Math.max(daysLeft, 0)} days `
+      + `(fewer than ${o.minDays}); cert-manager renews 30 days ahead: check the Certificate and its order`);
   } else {
-    ok('certificate expiry', `valid until ${until} (${daysLeft} days)`);
+    r.ok('certificate expiry', `valid until ${until} (${daysLeft} days)`);
   }
 }
 
-/** @param {Options} o */
-async function checkHealth(o) {
+/** @param {Options} o @param {Report} r */
+async function checkHealth(o, r) {
   try {
     const answer = await get(o, 'https', o.healthPath);
-    if (answer.status === 200) ok('health', `GET ${o.healthPath} answered 200`);
-    else fail('health', `GET ${o.healthPath} answered ${answer.status}, expected 200`);
+    if (answer.status === 200) r.ok('health', `GET ${o.healthPath} answered 200`);
+    else r.fail('health', `GET ${o.healthPath} answered ${answer.status}, expected 200`);
   } catch (error) {
-    fail('health', `GET ${o.healthPath}: ${reason(error)}`);
+    r.fail('health', `GET ${o.healthPath}: ${reason(error)}`);
   }
 }
 
@@ -298,46 +297,48 @@ function sameOriginPath(o, location) {
 /**
  * GET / and, when it redirects to a login page of this host, that page.
  * @param {Options} o
+ * @param {Report} r
  * @returns {Promise<{ path: string, body: string } | undefined>} the page that answered 200
  */
-async function checkFrontPage(o) {
+async function checkFrontPage(o, r) {
   let answer;
   try {
     answer = await get(o, 'https', '/');
   } catch (error) {
-    fail('front page', `GET /: ${reason(error)}`);
+    r.fail('front page', `GET /: ${reason(error)}`);
     return undefined;
   }
   if (answer.status === 200) {
-    ok('front page', 'GET / answered 200');
+    r.ok('front page', 'GET / answered 200');
     return { path: '/', body: answer.body };
   }
   if (!REDIRECTS.includes(answer.status)) {
-    fail('front page', `GET / answered ${answer.status}, expected 200 or a redirect to the login page`);
+    r.fail('front page', `GET / answered ${answer.status}, expected 200 or a redirect to the login page`);
     return undefined;
   }
   const location = String(answer.headers.location ?? '');
   const path = sameOriginPath(o, location);
   if (path === undefined) {
-    fail('front page', `GET / redirects (${answer.status}) to another host or an invalid URL (${location}); not followed`);
+    r.fail('front page', `GET / redirects (${answer.status}) to another host or an invalid URL (${location}); `
+      + 'not followed');
     return undefined;
   }
   if (!/login/i.test(path.split('?')[0])) {
-    fail('front page', `GET / redirects (${answer.status}) to ${path}, which is not a login page`);
+    r.fail('front page', `GET / redirects (${answer.status}) to ${path}, which is not a login page`);
     return undefined;
   }
   let login;
   try {
     login = await get(o, 'https', path);
   } catch (error) {
-    fail('front page', `GET / redirects to ${path}, and GET ${path}: ${reason(error)}`);
+    r.fail('front page', `GET / redirects to ${path}, and GET ${path}: ${reason(error)}`);
     return undefined;
   }
   if (login.status !== 200) {
-    fail('front page', `GET / redirects to ${path}, which answered ${login.status}, expected 200`);
+    r.fail('front page', `GET / redirects to ${path}, which answered ${login.status}, expected 200`);
     return undefined;
   }
-  ok('front page', `GET / redirects (${answer.status}) to the login page ${path}, which answered 200`);
+  r.ok('front page', `GET / redirects (${answer.status}) to the login page ${path}, which answered 200`);
   return { path, body: login.body };
 }
 
@@ -370,10 +371,10 @@ const CONTENT_TYPES = {
   script: /^(text|application)\/(javascript|ecmascript|x-javascript)\s*(;|$)/i,
 };
 
-/** @param {Options} o @param {{ path: string, body: string } | undefined} page */
-async function checkStaticAsset(o, page) {
+/** @param {Options} o @param {Report} r @param {{ path: string, body: string } | undefined} page */
+async function checkStaticAsset(o, r, page) {
   if (!page) {
-    fail('static asset', 'not checked (no page answered 200)');
+    r.fail('static asset', 'not checked (no page answered 200)');
     return;
   }
   const pageUrl = `https://${hostHeader(o, o.httpsPort, 443)}${page.path}`;
@@ -387,48 +388,49 @@ async function checkStaticAsset(o, page) {
     }
     if (url.hostname !== o.host) continue; // e.g. a CDN: not this deployment's assets
     if (url.protocol !== 'https:') {
-      fail('static asset', `${page.path} links ${candidate.kind} ${url.href} over ${url.protocol}; a browser blocks it`);
+      r.fail('static asset', `${page.path} links ${candidate.kind} ${url.href} over ${url.protocol}; `
+        + 'a browser blocks it');
       return;
     }
     asset = { kind: candidate.kind, path: url.pathname + url.search };
     break;
   }
   if (!asset) {
-    fail('static asset', `${page.path} links no stylesheet or script of ${o.host}`);
+    r.fail('static asset', `${page.path} links no stylesheet or script of ${o.host}`);
     return;
   }
   let answer;
   try {
     answer = await get(o, 'https', asset.path);
   } catch (error) {
-    fail('static asset', `GET ${asset.path}: ${reason(error)}`);
+    r.fail('static asset', `GET ${asset.path}: ${reason(error)}`);
     return;
   }
   const type = String(answer.headers['content-type'] ?? '(none)');
   if (answer.status !== 200) {
-    fail('static asset', `GET ${asset.path} (${asset.kind}) answered ${answer.status}, expected 200`);
+    r.fail('static asset', `GET ${asset.path} (${asset.kind}) answered ${answer.status}, expected 200`);
   } else if (!CONTENT_TYPES[asset.kind].test(type)) {
-    fail('static asset', `GET ${asset.path} (${asset.kind}) answered 200 with content type ${type}, `
+    r.fail('static asset', `GET ${asset.path} (${asset.kind}) answered 200 with content type ${type}, `
       + `expected ${asset.kind === 'stylesheet' ? 'text/css' : 'a JavaScript type'}`);
   } else {
-    ok('static asset', `GET ${asset.path} (${asset.kind}) answered 200 ${type}`);
+    r.ok('static asset', `GET ${asset.path} (${asset.kind}) answered 200 ${type}`);
   }
 }
 
-/** @param {Options} o */
-async function checkHttpRedirect(o) {
+/** @param {Options} o @param {Report} r */
+async function checkHttpRedirect(o, r) {
   const from = `http://${hostHeader(o, o.httpPort, 80)}/`;
   const to = `https://${hostHeader(o, o.httpsPort, 443)}/`;
   let answer;
   try {
     answer = await get(o, 'http', '/');
   } catch (error) {
-    fail('http redirect', `GET ${from}: ${reason(error)}`);
+    r.fail('http redirect', `GET ${from}: ${reason(error)}`);
     return;
   }
   const location = String(answer.headers.location ?? '');
   if (!REDIRECTS.includes(answer.status)) {
-    fail('http redirect', `GET ${from} answered ${answer.status}, expected a redirect to ${to}`);
+    r.fail('http redirect', `GET ${from} answered ${answer.status}, expected a redirect to ${to}`);
     return;
   }
   let target;
@@ -438,35 +440,57 @@ async function checkHttpRedirect(o) {
     target = location;
   }
   if (target !== to) {
-    fail('http redirect', `GET ${from} redirects (${answer.status}) to ${location || '(no Location)'}, expected ${to}`);
+    r.fail('http redirect', `GET ${from} redirects (${answer.status}) to ${location || '(no Location)'}, `
+      + `expected ${to}`);
   } else {
-    ok('http redirect', `GET ${from} redirects (${answer.status}) to ${to}`);
+    r.ok('http redirect', `GET ${from} redirects (${answer.status}) to ${to}`);
   }
 }
 
-async function main() {
+/**
+ * The smoke check for the command line `argv` (the arguments after the script's name): its lines
+ * go to `output.out`, a usage error to `output.err`.
+ * @param {string[]} argv
+ * @param {Output} output
+ * @returns {Promise<0 | 1 | 2>} the exit code: 0 all ok, 1 a check failed, 2 usage
+ */
+async function smoke(argv, output) {
   let o;
   try {
-    const argv = process.argv.slice(2);
     if (argv.includes('--help')) {
-      process.stdout.write(`${USAGE}\n`);
+      output.out(`${USAGE}\n`);
       return 0;
     }
     o = parseArgs(argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`smoke: ${error.message}\n${USAGE}\n`);
+    output.err(`smoke: ${error.message}\n${USAGE}\n`);
     return 2;
   }
-  process.stdout.write(`smoke check of https://${o.host}/ via ${o.address}\n`);
-  await checkCertificate(o);
-  await checkHealth(o);
-  await checkStaticAsset(o, await checkFrontPage(o));
-  await checkHttpRedirect(o);
+  let failures = 0;
+  /** @type {Report} */
+  const r = {
+    ok: (check, detail) => output.out(`ok   ${check}: ${detail}\n`),
+    fail: (check, why) => {
+      failures++;
+      output.out(`FAIL ${check}: ${why}\n`);
+    },
+  };
+  output.out(`smoke check of https://${o.host}/ via ${o.address}\n`);
+  await checkCertificate(o, r);
+  await checkHealth(o, r);
+  await checkStaticAsset(o, r, await checkFrontPage(o, r));
+  await checkHttpRedirect(o, r);
   return failures > 0 ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (error) => {
-  process.stderr.write(`smoke: unexpected error: ${reason(error)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  /** @type {Output} */
+  const output = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
+  smoke(process.argv.slice(2), output).then((code) => process.exit(code), (error) => {
+    process.stderr.write(`smoke: unexpected error: ${reason(error)}\n`);
+    process.exit(1);
+  });
+}
+
+module.exports = { smoke };

@@ -1,11 +1,12 @@
 /*
  * `node scripts/bump.js` (make vergabe-bump) as the operator runs it, in a temporary copy of the
  * project made a git repository, so that `git diff` (not the script's own comparison) shows
- * exactly what a bump changed.
+ * exactly what a bump changed. Each test starts from the baseline commit; the bump to a tag and
+ * digest, and the bump to a new tag after it, run once and several tests read what they changed.
  */
 import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { copyProject, ProjectCopy } from './project-copy';
+import { copyProject, ProjectCopy, RunResult } from './project-copy';
 
 const REPOSITORY = 'gitea.coulomb.social/coulomb/vergabe-teilnahme';
 const OLD_TAG = '0000000';
@@ -72,14 +73,42 @@ afterEach(() => project.reset());
 
 afterAll(() => project.remove());
 
+/** What a bump did, read right after it: its result and the changes since the baseline commit. */
+interface Bumped {
+  result: RunResult;
+  files: string[];
+  dist: { removed: string[]; added: string[] };
+  config: { removed: string[]; added: string[] };
+  configText: string;
+}
+
+function bumped(...args: string[]): Bumped {
+  return {
+    result: bump('--env', 'production', ...args),
+    files: changedFiles(),
+    dist: diffLines('dist/production'),
+    config: diffLines('config'),
+    configText: readFileSync(join(copy, 'config', 'production.yaml'), 'utf8'),
+  };
+}
+
 describe('a valid bump', () => {
+  /** From the baseline to COMMIT with DIGEST, then from there to a new tag without a digest. */
+  let withDigest: Bumped;
+  let newTag: Bumped;
+  beforeAll(() => {
+    withDigest = bumped('--tag', COMMIT, '--digest', DIGEST);
+    newTag = bumped('--tag', 'abcdef0');
+    project.reset();
+  });
+
   test('changes only image references, the Job name and annotation, and the plan lines naming them', () => {
-    const result = bump('--env', 'production', '--tag', COMMIT, '--digest', DIGEST);
+    const { result, files } = withDigest;
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
 
-    for (const file of changedFiles()) expect(file).toMatch(/^(config\/production\.yaml|dist\/production\/[^/]+)$/);
-    const { removed, added } = diffLines('dist/production');
+    for (const file of files) expect(file).toMatch(/^(config\/production\.yaml|dist\/production\/[^/]+)$/);
+    const { removed, added } = withDigest.dist;
     expect(added.length).toBeGreaterThan(0);
     expect(removed.length).toBe(added.length);
     const everyKind = Object.keys(allowedLines(COMMIT));
@@ -93,8 +122,8 @@ describe('a valid bump', () => {
   });
 
   test('writes exactly the tag and digest lines of the configuration', () => {
-    bump('--env', 'production', '--tag', COMMIT, '--digest', DIGEST);
-    expect(diffLines('config')).toEqual({
+    expect(withDigest.result.status).toBe(0);
+    expect(withDigest.config).toEqual({
       removed: [`  tag: "${OLD_TAG}"`, '  digest: null'],
       added: [`  tag: "${COMMIT}"`, `  digest: "${DIGEST}"`],
     });
@@ -109,10 +138,10 @@ describe('a valid bump', () => {
   });
 
   test('a new tag without a digest drops the old digest from config and every image reference', () => {
-    expect(bump('--env', 'production', '--tag', COMMIT, '--digest', DIGEST).status).toBe(0);
-    expect(bump('--env', 'production', '--tag', 'abcdef0').status).toBe(0);
-    expect(readFileSync(join(copy, 'config', 'production.yaml'), 'utf8')).toMatch(/^ {2}digest: null$/m);
-    const { added } = diffLines('dist/production');
+    expect(withDigest.result.status).toBe(0);
+    expect(newTag.result.status).toBe(0);
+    expect(newTag.configText).toMatch(/^ {2}digest: null$/m);
+    const { added } = newTag.dist;
     classify(added, allowedLines('abcdef0'));
     expect(added.join('\n')).not.toContain('sha256:');
   });
@@ -128,6 +157,8 @@ describe('a valid bump', () => {
     const result = bump('--env', 'production', '--tag', COMMIT, '--dry-run');
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^bump: valid, would write config\/production\.yaml: image\.tag "0000000" → "3f2c/m);
+    // scripts/image.sh reads the repository it pushes to from this line.
+    expect(result.stdout.split('\n')).toContain(`bump: the image would be ${REPOSITORY}:${COMMIT}`);
     expect(changedFiles()).toEqual([]);
   });
 });

@@ -70,21 +70,31 @@ afterAll(() => {
 });
 
 describe('a clean checkout', () => {
+  /** One run for production, and what it left: the docker calls, the configuration, the app's manifest. */
+  let result: ReturnType<typeof image>;
+  let calls: string[][];
+  let configured: unknown;
+  let app60: string;
+  beforeAll(() => {
+    result = image([app]);
+    calls = dockerCalls();
+    configured = config('production').image;
+    app60 = readFileSync(join(project.dir, 'dist', 'production', '60-app.yaml'), 'utf8');
+  });
+
   test('is built and pushed as <repository>:<full commit>, then config gets that tag and the pushed digest', () => {
-    const result = image([app]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(commit).toMatch(/^[0-9a-f]{40}$/);
 
     const reference = `${REPOSITORY}:${commit}`;
-    expect(dockerCalls()).toEqual([['build', '-t', reference, app], ['push', reference]]);
-    expect(config('production').image).toEqual(expect.objectContaining({ tag: commit, digest: DIGEST }));
-    const app60 = readFileSync(join(project.dir, 'dist', 'production', '60-app.yaml'), 'utf8');
+    expect(calls).toEqual([['build', '-t', reference, app], ['push', reference]]);
+    expect(configured).toEqual(expect.objectContaining({ tag: commit, digest: DIGEST }));
     expect(app60).toContain(`image: ${reference}@${DIGEST}\n`);
   });
 
   test('announces each step in one line', () => {
-    const { stdout } = image([app]);
+    const { stdout } = result;
     const steps = stdout.split('\n').filter((l) => l.startsWith('==> '));
     expect(steps).toEqual([
       `==> checking that ${app} is a clean git checkout`,

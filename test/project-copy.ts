@@ -1,10 +1,12 @@
 /*
  * A temporary copy of the project as a git repository of its own, with dist/ synthesized and
  * committed, so that a test can run the operator's commands and ask `git` exactly what they
- * changed (and reset it) without touching the real tree.
+ * changed (and reset it) without touching the real tree. The repository's synth bundles are
+ * copied along (.cache/synth/, ignored by git and kept by reset), so no synth in the copy
+ * bundles again unless the copy's sources differ.
  */
 import { spawnSync, SpawnSyncOptions } from 'child_process';
-import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { ROOT } from './helpers';
@@ -49,10 +51,39 @@ export function git(cwd: string, ...args: string[]): string {
   return result.stdout;
 }
 
+/** Each file of `dir` with its inode, time and size (a file written again changes it); undefined: none. */
+function identity(dir: string): string | undefined {
+  try {
+    const files = readdirSync(dir).sort().map((name) => {
+      const stat = statSync(join(dir, name));
+      return `${name}:${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+    });
+    return files.length > 0 ? files.join('\n') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Copies the repository's synth bundles and their input stamps into `dir`. The synth there checks
+ * them against the copy's own inputs by content, as in the repository, and bundles again on any
+ * difference. V8's code caches are left out: they name the bundle file's times, which a copy
+ * changes. When a synth in the repository rewrites the folder meanwhile, the copy is dropped.
+ */
+export function copySynthCache(dir: string): void {
+  const from = join(ROOT, '.cache', 'synth');
+  const to = join(dir, '.cache', 'synth');
+  const before = identity(from);
+  if (before === undefined) return;
+  cpSync(from, to, { recursive: true, filter: (file) => !file.endsWith('.v8') && !file.endsWith('.tmp') });
+  if (identity(from) !== before) rmSync(to, { recursive: true, force: true });
+}
+
 /** Copies the project into a new temporary folder, synthesizes and commits the baseline. */
 export function copyProject(prefix: string): ProjectCopy {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   for (const entry of ENTRIES) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  copySynthCache(dir);
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, '.gitignore'), 'node_modules\n.cache/\n');
 

@@ -1,6 +1,8 @@
 /*
- * The secret contract check (scripts/secret-contract.js), run as the deploy runs it: a child
- * process over a throw-away tree. The encrypted-value recognition is tested against real sops
+ * The secret contract check (scripts/secret-contract.js) over throw-away trees: through its
+ * command line, `cli(argv)` (what the command prints and its exit code), in this process; and as
+ * the deploy runs it, a child process, for the exit codes and output streams of a pass, a
+ * problem and a usage error. The encrypted-value recognition is tested against real sops
  * output (test/fixtures/sops, written by sops 3.8.1); the Secret-shaped files are made by hand
  * from those real encrypted leaves and sops block, then broken one way at a time.
  */
@@ -8,7 +10,7 @@ import { spawnSync } from 'child_process';
 import { readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { parse, stringify } from 'yaml';
-import { checkSopsBlock, isEncryptedValue } from '../scripts/secret-contract';
+import { checkSopsBlock, cli, isEncryptedValue } from '../scripts/secret-contract';
 import { expectNoFragment, FIXTURE_RECIPIENTS, makeTree, ROOT, sopsConfig } from './secret-test-tree';
 
 const SCRIPT = join(ROOT, 'scripts/secret-contract.js');
@@ -62,8 +64,19 @@ function tree(change: (docs: { app: any; db: any }) => void = () => undefined, o
   return root;
 }
 
+/** What the check prints and exits with for `root` (through cli, in this process). */
 function check(root: string, ...args: string[]) {
-  const result = spawnSync(process.execPath, [SCRIPT, '--env', 'production', '--root', root, ...args], { encoding: 'utf8' });
+  return checked(cli(['--env', 'production', '--root', root, ...args]));
+}
+
+/** The same, as a child process: `node scripts/secret-contract.js`, as the deploy runs it. */
+function checkAsCommand(root: string, ...extra: string[]) {
+  const args = [SCRIPT, '--env', 'production', '--root', root, ...extra];
+  return checked(spawnSync(process.execPath, args, { encoding: 'utf8' }));
+}
+
+/** Fails when the output shows any piece of a plain value; the result with stderr's lines. */
+function checked(result: { status: number | null; stdout: string; stderr: string }) {
   const output = result.stdout + result.stderr;
   for (const value of Object.values(PLAIN)) expectNoFragment(output, value);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, lines: result.stderr.trim().split('\n') };
@@ -105,7 +118,7 @@ describe('encrypted-value recognition, against real sops output', () => {
 
 describe('secret contract check', () => {
   test('passes when every sops Secret of dist/ is present, encrypted, with all keys', () => {
-    const result = check(tree());
+    const result = checkAsCommand(tree());
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/secret contract of production ok: 2 Secrets/);
     expect(result.stderr).toBe('');
@@ -127,7 +140,7 @@ describe('secret contract check', () => {
   });
 
   test('a required key that is missing fails, naming the key', () => {
-    const result = check(tree(({ db }) => { delete db.data.username; }));
+    const result = checkAsCommand(tree(({ db }) => { delete db.data.username; }));
     expect(result.status).toBe(1);
     expect(result.lines).toEqual([
       `secret-contract: ${DB}: Secret databases/vergabe-db-credentials, key username: is missing `
@@ -243,7 +256,11 @@ describe('secret contract check', () => {
 
   test('usage errors exit 2: no --env, an unknown environment, dist/ not synthesized', () => {
     const root = tree();
-    expect(spawnSync(process.execPath, [SCRIPT], { encoding: 'utf8' }).status).toBe(2);
+    const noEnv = spawnSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
+    expect(noEnv.status).toBe(2);
+    expect(noEnv.stderr)
+      .toMatch(/^secret-contract: --env is required\nusage: node scripts\/secret-contract\.js --env/);
+    expect(cli([]).status).toBe(2);
     const unknown = check(root, '--env', 'nowhere');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('unknown environment nowhere: there is no config/nowhere.yaml (known: production)');

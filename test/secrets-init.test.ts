@@ -7,16 +7,21 @@
  * What the stand-in cannot prove: real encryption, that the real sops >= 3.9 accepts the call
  * (documented: `--filename-override` with `/dev/stdin`, since sops 3.9.0) and matches the
  * creation rule of .sops.yaml.
+ * A run is a few node processes; a scenario that starts where another ended (the files exist,
+ * one is deleted) starts from a copy of that scenario's tree instead of running it again.
  */
 import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'fs';
+import {
+  closeSync, cpSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync,
+  writeFileSync,
+} from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { cli as contractCheck } from '../scripts/secret-contract';
 import { allFiles, expectNoFragment, makeTree, ROOT } from './secret-test-tree';
 
 const INIT = join(ROOT, 'scripts/secrets-init.sh');
-const CONTRACT = join(ROOT, 'scripts/secret-contract.js');
 const STAND_INS = join(ROOT, 'test/stand-ins/secrets-init');
 const BASH = spawnSync('bash', ['-c', 'command -v bash'], { encoding: 'utf8' }).stdout.trim();
 const APP = 'secrets/production/vergabe-teilnahme-app.sops.yaml';
@@ -34,6 +39,23 @@ function tree(options: Parameters<typeof makeTree>[0] = {}): string {
   const root = makeTree(options);
   trees.push(root);
   return root;
+}
+
+/** A copy of the tree `root` (its stand-in log included), for a scenario that continues from it. */
+function copyOf(root: string): string {
+  const copy = mkdtempSync(join(tmpdir(), 'vergabe-secrets-'));
+  trees.push(copy);
+  cpSync(root, copy, { recursive: true });
+  return copy;
+}
+
+/** `make()` on the first call, its result on every later one: a scenario that several tests read. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => {
+    made ??= { value: make() };
+    return made.value;
+  };
 }
 
 /** Runs secrets-init for production in `root` with the sops stand-in first on PATH. */
@@ -91,14 +113,19 @@ const secretsDir = (root: string) => readdirSync(join(root, 'secrets/production'
 const ENCRYPT_CALL = (file: string) =>
   `--encrypt --filename-override ${file} --input-type yaml --output-type yaml /dev/stdin`;
 
+/** A run on a fresh tree: both Secrets are created. */
+const fresh = once(() => {
+  const root = tree();
+  const run = init(root);
+  return { root, run, log: standInLog(root) };
+});
+
 describe('secrets-init on a fresh tree', () => {
   let root: string;
   let run: ReturnType<typeof init>;
   let log: ReturnType<typeof standInLog>;
   beforeAll(() => {
-    root = tree();
-    run = init(root);
-    log = standInLog(root);
+    ({ root, run, log } = fresh());
   });
 
   test('creates both sops Secrets of dist/, each encrypted by sops from a pipe with the creation rules', () => {
@@ -111,7 +138,7 @@ describe('secrets-init on a fresh tree', () => {
   });
 
   test('the files it writes pass the secret contract check', () => {
-    const check = spawnSync(process.execPath, [CONTRACT, '--env', 'production', '--root', root], { encoding: 'utf8' });
+    const check = contractCheck(['--env', 'production', '--root', root]);
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
   });
@@ -140,9 +167,10 @@ describe('secrets-init on a fresh tree', () => {
   });
 
   test('values are fresh on every run (another tree gets other ones)', () => {
-    const other = tree();
-    expect(init(other).status).toBe(0);
-    const again = standInLog(other).values;
+    // Another tree with its own run, which creates an app and a role Secret too.
+    const other = registrySkipped();
+    expect(other.run.status).toBe(0);
+    const again = other.log.values;
     for (const record of log.values.filter((v) => v.key !== 'username')) {
       expect(value(again, record.file, record.key).sha256).not.toBe(record.sha256);
     }
@@ -151,8 +179,8 @@ describe('secrets-init on a fresh tree', () => {
 
 describe('secrets-init refuses', () => {
   test('never overwrites: a second run keeps both files byte for byte and encrypts nothing', () => {
-    const root = tree();
-    expect(init(root).status).toBe(0);
+    expect(fresh().run.status).toBe(0);
+    const root = copyOf(fresh().root);
     const before = [readFileSync(join(root, APP), 'utf8'), readFileSync(join(root, DB), 'utf8')];
     const calls = standInLog(root).argv.length;
     const again = init(root);
@@ -164,8 +192,8 @@ describe('secrets-init refuses', () => {
   });
 
   test('when the app Secret exists but the role Secret does not: no second password, nothing written', () => {
-    const root = tree();
-    expect(init(root).status).toBe(0);
+    expect(fresh().run.status).toBe(0);
+    const root = copyOf(fresh().root);
     unlinkSync(join(root, DB));
     const app = readFileSync(join(root, APP), 'utf8');
     const calls = standInLog(root).argv.length;
@@ -199,10 +227,10 @@ describe('secrets-init refuses', () => {
     const root = tree();
     const bin = mkdtempSync(join(tmpdir(), 'vergabe-bin-'));
     trees.push(bin);
-    for (const tool of ['node', 'dirname', 'grep', 'head', 'mktemp', 'mkdir', 'mv', 'rm']) {
-      const found = spawnSync(BASH, ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
-      symlinkSync(found, join(bin, tool));
-    }
+    const tools = ['node', 'dirname', 'grep', 'head', 'mktemp', 'mkdir', 'mv', 'rm'];
+    const found = spawnSync(BASH, ['-c', 'command -v "$@"', '-', ...tools], { encoding: 'utf8' }).stdout.trim().split('\n');
+    expect(found).toHaveLength(tools.length);
+    tools.forEach((tool, i) => symlinkSync(found[i], join(bin, tool)));
     const result = init(root, {}, bin);
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('sops not found on PATH: install sops >= 3.9');
@@ -243,19 +271,27 @@ describe('secrets-init refuses', () => {
   });
 });
 
+/** A tree whose contract also asks for a registry pull Secret. */
+const withRegistry = () => tree({
+  contract: (contract) => contract.secrets.push({
+    namespace: 'vergabe-teilnahme', name: 'vergabe-teilnahme-registry', type: 'kubernetes.io/dockerconfigjson',
+    keys: ['.dockerconfigjson'], source: 'sops', file: REGISTRY, purpose: 'credentials of the image registry',
+  }),
+});
+
+/** A run on such a tree without REGISTRY_USER / REGISTRY_TOKEN. */
+const registrySkipped = once(() => {
+  const root = withRegistry();
+  const run = init(root);
+  return { root, run, log: standInLog(root) };
+});
+
 describe('secrets-init with a registry pull Secret in the contract', () => {
-  const withRegistry = () => tree({
-    contract: (contract) => contract.secrets.push({
-      namespace: 'vergabe-teilnahme', name: 'vergabe-teilnahme-registry', type: 'kubernetes.io/dockerconfigjson',
-      keys: ['.dockerconfigjson'], source: 'sops', file: REGISTRY, purpose: 'credentials of the image registry',
-    }),
-  });
   const USER = 'ci-reader';
   const TOKEN = 'Tk4vQ9zLm2Xw7Rb5Hn8Jc3Fd';
 
   test('is skipped with a clear message when REGISTRY_USER / REGISTRY_TOKEN are unset; the others are made', () => {
-    const root = withRegistry();
-    const result = init(root);
+    const { root, run: result } = registrySkipped();
     expect(result.status).toBe(0);
     expect(result.stdout).toContain(`skipped ${REGISTRY}: a registry pull Secret needs REGISTRY_USER and REGISTRY_TOKEN`);
     expect(secretsDir(root)).toEqual(['vergabe-db-credentials.sops.yaml', 'vergabe-teilnahme-app.sops.yaml']);
@@ -277,8 +313,8 @@ describe('secrets-init with a registry pull Secret in the contract', () => {
   });
 
   test('once the app and role Secrets exist, only the missing registry Secret is made', () => {
-    const root = withRegistry();
-    expect(init(root).status).toBe(0);
+    expect(registrySkipped().run.status).toBe(0);
+    const root = copyOf(registrySkipped().root);
     const result = init(root, { REGISTRY_USER: USER, REGISTRY_TOKEN: TOKEN });
     expect(result.status).toBe(0);
     expect(secretsDir(root)).toEqual([

@@ -3,6 +3,9 @@
  * on loopback, with throw-away certificates made by openssl when the tests start: a CA, a leaf
  * for the host, one expiring in 7 days, one for another host. The script connects to 127.0.0.1 and
  * speaks to the host name, as it does to the ingress address in production.
+ * Most scenarios call the script's smoke(argv, output) in this process (the servers answer while
+ * it waits); a passing site, a failing check and the usage errors also run it as the deploy does,
+ * `node scripts/smoke.js`, for its exit codes and output streams.
  */
 import { execFile, execFileSync } from 'child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
@@ -11,6 +14,7 @@ import { createServer as createHttpsServer } from 'https';
 import { AddressInfo } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { smoke as smokeCheck } from '../scripts/smoke';
 
 const SCRIPT = join(__dirname, '..', 'scripts/smoke.js');
 const HOST = 'vergabe.test';
@@ -113,18 +117,42 @@ async function serve(change: Partial<Site> = {}) {
   return { httpsPort, httpPort, seen, stop };
 }
 
-/** Runs the smoke check (a child process, so the servers here keep answering) against `site`. */
-async function smoke(change: Partial<Site> = {}, extra: string[] = ['--ca', 'CA'], host = HOST) {
+interface Outcome { code: number; stdout: string; stderr: string }
+
+/** `node scripts/smoke.js args`, a child process. */
+function command(args: string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [SCRIPT, ...args], { timeout: 20000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** smoke(args) in this process, with what it printed; an unexpected error exits 1, as the command does. */
+async function inProcess(args: string[]): Promise<Outcome> {
+  let stdout = '';
+  let stderr = '';
+  const output = { out: (text: string) => { stdout += text; }, err: (text: string) => { stderr += text; } };
+  try {
+    return { code: await smokeCheck(args, output), stdout, stderr };
+  } catch (error) {
+    return { code: 1, stdout, stderr: `${stderr}smoke: unexpected error: ${error}\n` };
+  }
+}
+
+/**
+ * Runs the smoke check against `site` (in this process; `asCommand`: as a child process); its
+ * exit code, output and result lines, and the requests the site saw.
+ */
+async function smoke(
+  change: Partial<Site> = {}, extra: string[] = ['--ca', 'CA'], host = HOST, asCommand = false,
+) {
   const site = await serve(change);
-  const args = [SCRIPT, '--host', host, '--address', '127.0.0.1', '--health-path', '/healthz',
+  const args = ['--host', host, '--address', '127.0.0.1', '--health-path', '/healthz',
     '--https-port', String(site.httpsPort), '--http-port', String(site.httpPort), '--timeout-ms', '3000',
     ...extra.map((a) => (a === 'CA' ? join(dir, 'ca.pem') : a))];
   try {
-    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, args, { timeout: 20000 }, (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? -1) : 0, stdout, stderr });
-      });
-    });
+    const result = await (asCommand ? command(args) : inProcess(args));
     const lines = result.stdout.trim().split('\n').slice(1);
     const line = (check: string) => lines.find((l) => l.replace(/^(ok  |FAIL) /, '').startsWith(`${check}:`)) ?? '(no line)';
     return { ...result, lines, line, seen: site.seen };
@@ -133,9 +161,10 @@ async function smoke(change: Partial<Site> = {}, extra: string[] = ['--ca', 'CA'
   }
 }
 
-test('a healthy site passes every check, one ok line each', async () => {
-  const result = await smoke();
+test('a healthy site passes every check, one ok line each (exit 0 as a command)', async () => {
+  const result = await smoke({}, ['--ca', 'CA'], HOST, true);
   expect(result.code).toBe(0);
+  expect(result.stderr).toBe('');
   expect(result.lines).toEqual([
     `ok   certificate trust: chain verified against --ca ${join(dir, 'ca.pem')}`,
     `ok   certificate name: valid for ${HOST}`,
@@ -190,8 +219,8 @@ test('--accept-untrusted skips only the chain trust, and says so', async () => {
   expect(wrongHost.line('certificate name')).toMatch(/^FAIL /);
 });
 
-test('health not answering 200 fails', async () => {
-  const result = await smoke({ health: 503 });
+test('health not answering 200 fails (exit 1 as a command)', async () => {
+  const result = await smoke({ health: 503 }, ['--ca', 'CA'], HOST, true);
   expect(result.code).toBe(1);
   expect(result.line('health')).toBe('FAIL health: GET /healthz answered 503, expected 200');
 });
@@ -231,16 +260,16 @@ test('a redirect to another host is reported and never followed', async () => {
 });
 
 test('usage errors exit 2 with the usage line', async () => {
+  const usage = /^smoke: .+\nusage: node scripts\/smoke\.js --host/;
+  const asCommand = await command([]);
+  expect(asCommand.code).toBe(2);
+  expect(asCommand.stderr).toMatch(usage);
   for (const args of [[], ['--host', HOST, '--address', 'not-an-ip', '--health-path', '/healthz'],
     ['--host', HOST, '--address', '127.0.0.1', '--health-path', 'healthz'],
     ['--host', HOST, '--address', '127.0.0.1', '--health-path', '/healthz', '--min-days', 'soon'],
     ['--host', HOST, '--address', '127.0.0.1', '--health-path', '/healthz', '--ca', join(dir, 'missing.pem')]]) {
-    const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile(process.execPath, [SCRIPT, ...args], (error, _stdout, stderr) => {
-        resolve({ code: Number((error as { code?: number } | null)?.code ?? 0), stderr });
-      });
-    });
+    const result = await inProcess(args);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^smoke: .+\nusage: node scripts\/smoke\.js --host/);
+    expect(result.stderr).toMatch(usage);
   }
 });
