@@ -9,15 +9,14 @@
 #   SMOKE=0       skip the smoke check at the end; SMOKE_ARGS adds flags to it
 #   TIMEOUT_<RULE>, POLL_INTERVAL  see scripts/waits.sh
 set -euo pipefail
-here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=scripts/lib.sh
-source "$here/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 # shellcheck source=scripts/waits.sh
-source "$here/waits.sh"
+source "$ROOT/scripts/waits.sh"
 # shellcheck source=scripts/lock.sh
-source "$here/lock.sh"
+source "$ROOT/scripts/lock.sh"
 # shellcheck source=scripts/preflight.sh
-source "$here/preflight.sh"
+source "$ROOT/scripts/preflight.sh"
 
 # Objects marked `prune` in the plan form one ApplySet per environment, whose parent is this
 # ConfigMap in the app namespace. Objects marked `keep` (the Namespace, volumes, the database and
@@ -37,7 +36,7 @@ phase_dist() {
     return 0
   fi
   change kc "${APPLY[@]}" -f "$DIST/$file"
-  mapfile -t rows < <(plan_rows object "$id")
+  plan_select rows object "$id"
   for row in "${rows[@]}"; do
     IFS=$'\t' read -r _ resource ns name wait _ <<<"$row"
     wait_for "$wait" "$resource" "$ns" "$name" || stop_at "$wait" "$(object_label "$resource" "$ns" "$name")"
@@ -95,7 +94,7 @@ remove_older_jobs() {
 # pipefail makes a failing sops fail the phase even though kubectl reads on.
 phase_sops() {
   local id=$1 rows row _ ns name file
-  mapfile -t rows < <(plan_rows secret "$id")
+  plan_select rows secret "$id"
   for row in "${rows[@]}"; do
     IFS=$'\t' read -r _ ns name file <<<"$row"
     say "  Secret $ns/$name from $file"
@@ -124,7 +123,7 @@ step_backup() {
   fi
   cluster=$(setting databaseCluster)
   ns=$(setting databaseNamespace)
-  name="$cluster-$(setting namespace)-$(date -u +%Y%m%d%H%M%S)"
+  name="$cluster-$(setting namespace)-$(utc_now %Y%m%d%H%M%S)"
   # TODO: the Backup uses the CRD's default method (barmanObjectStore); a cluster that backs up
   # through the barman-cloud plugin or volume snapshots needs spec.method set to match.
   manifest="apiVersion: postgresql.cnpg.io/v1
@@ -149,12 +148,11 @@ spec:
 }
 
 run_phases() {
-  local rows row id file source title i=0
-  mapfile -t rows < <(plan_rows phase)
-  for row in "${rows[@]}"; do
+  local row id file source title i=0
+  for row in "${PHASE_ROWS[@]}"; do
     IFS=$'\t' read -r id file source title <<<"$row"
     i=$((i + 1))
-    announce "phase $i/${#rows[@]} $id: $title"
+    announce "phase $i/${#PHASE_ROWS[@]} $id: $title"
     case $source in
       dist) phase_dist "$id" "$file" ;;
       sops) phase_sops "$id" ;;
@@ -174,10 +172,13 @@ run_phases() {
 # with --server-side (ApplySet is alpha, behind KUBECTL_APPLYSET), that the user may list and
 # delete every pruned kind, and which objects the first pass adopts; run make vergabe-diff first.
 prune_pass() {
-  local ns
+  local ns row prunable=0
   ns=$(setting namespace)
   announce "prune: the prunable objects again, as ApplySet $APPLYSET_PARENT; kubectl deletes the ones gone from $DIST"
-  if [ -z "$(plan_rows object | awk -F'\t' '$6 == "prune"')" ]; then
+  for row in "${OBJECT_ROWS[@]}"; do
+    [[ $row != *$'\t'prune ]] || prunable=$((prunable + 1))
+  done
+  if [ "$prunable" = 0 ]; then
     say "  the plan marks no object prune: nothing to do"
     return 0
   fi

@@ -4,13 +4,12 @@
 # diff could not be made. The Secrets from SOPS are not diffed: that would decrypt them.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 
 main() {
   plan_load
-  local rows row id file _ rc changed=()
-  mapfile -t rows < <(plan_rows phase)
-  for row in "${rows[@]}"; do
+  local row id file _ rc changed=()
+  for row in "${PHASE_ROWS[@]}"; do
     IFS=$'\t' read -r id file _ <<<"$row"
     [ "$file" != - ] || continue
     [ -f "$DIST/$file" ] || die "$PLAN names $DIST/$file, which does not exist: run make synth"

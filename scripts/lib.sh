@@ -11,8 +11,11 @@ if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); 
   exit 1
 fi
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT" || exit 1
+# The repository: the parent of this file's folder (found without a dirname process).
+ROOT=${BASH_SOURCE[0]%/*}
+[[ ${BASH_SOURCE[0]} == */* ]] || ROOT=.
+cd "$ROOT/.." || exit 1
+ROOT=$PWD
 
 ENV=${ENV:-production}
 DIST="dist/$ENV"
@@ -38,14 +41,27 @@ dry_run() { [ "${DRY_RUN:-0}" = 1 ]; }
 # --- the plan ---------------------------------------------------------------------------------
 
 declare -gA SETTING=()
+# The other rows of the plan by type, in the plan's order, tab-separated without the type.
+PHASE_ROWS=()
+SECRET_ROWS=()
+OBJECT_ROWS=()
 
-# Reads the settings of the plan; everything else is read row by row where it is used.
+# Reads the plan once: its settings, and its phase, secret and object rows.
 plan_load() {
   [[ $ENV =~ ^[a-z][a-z0-9-]*$ ]] || die "ENV=$ENV is not an environment name (config/<name>.yaml)"
   [ -f "$PLAN" ] || die "$PLAN not found: run make synth (ENV=$ENV; config/$ENV.yaml must exist)"
-  local kind key value
-  while IFS=$'\t' read -r kind key value; do
-    [ "$kind" = setting ] && SETTING[$key]=$value
+  local line rest key
+  while IFS= read -r line || [ -n "$line" ]; do
+    rest=${line#*$'\t'}
+    case ${line%%$'\t'*} in
+      setting)
+        key=${rest%%$'\t'*}
+        if [[ $rest == *$'\t'* ]]; then SETTING[$key]=${rest#*$'\t'}; else SETTING[$key]=""; fi
+        ;;
+      phase) PHASE_ROWS+=("$rest") ;;
+      secret) SECRET_ROWS+=("$rest") ;;
+      object) OBJECT_ROWS+=("$rest") ;;
+    esac
   done <"$PLAN"
   KUBE_CONTEXT=${KUBE_CONTEXT:-${SETTING[kubeContext]:-}}
   [ -n "$KUBE_CONTEXT" ] || die "$PLAN has no setting kubeContext and KUBE_CONTEXT is not set"
@@ -57,11 +73,17 @@ setting() {
   printf '%s\n' "${SETTING[$1]}"
 }
 
-# Prints the plan rows of one type (phase, secret, object), tab-separated, without the type;
-# with a second argument only the rows of that phase.
-plan_rows() {
-  awk -F'\t' -v type="$1" -v phase="${2:-}" \
-    'BEGIN { OFS = "\t" } $1 == type && (phase == "" || $2 == phase) { $1 = ""; print substr($0, 2) }' "$PLAN"
+# plan_select ARRAY TYPE [PHASE]: the plan rows of one type (phase, secret, object) into ARRAY,
+# tab-separated without the type; with PHASE only the rows of that phase.
+plan_select() {
+  local -n _selected=$1
+  local -n _rows="${2^^}_ROWS"
+  local _phase=${3:-} _row
+  _selected=()
+  for _row in "${_rows[@]}"; do
+    [ -z "$_phase" ] || [ "${_row%%$'\t'*}" = "$_phase" ] || continue
+    _selected+=("$_row")
+  done
 }
 
 # --- kubectl ----------------------------------------------------------------------------------
@@ -108,6 +130,9 @@ change() {
 # stopping every later deploy with a conflict; `make vergabe-diff` shows such drift beforehand.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 APPLY=(apply --server-side --field-manager=vergabe-deploy --force-conflicts)
+
+# utc_now FORMAT: the time now in UTC, formatted as by strftime, without a date process.
+utc_now() { TZ=UTC0 printf "%($1)T\n" -1; }
 
 # --- the repo ---------------------------------------------------------------------------------
 

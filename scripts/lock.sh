@@ -13,10 +13,11 @@ LOCK_NAME=deploy-lock
 LOCK_HELD=0
 LOCK_TOKEN=""
 
+# lock_manifest NAMESPACE HOLDER ACTION: the Lease, into LOCK_MANIFEST.
 lock_manifest() {
   local ns=$1 holder=$2 action=$3 since
-  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  cat <<EOF
+  since=$(utc_now %Y-%m-%dT%H:%M:%SZ)
+  IFS= read -r -d '' LOCK_MANIFEST <<EOF || true
 apiVersion: coordination.k8s.io/v1
 kind: Lease
 metadata:
@@ -25,7 +26,7 @@ metadata:
   annotations:
     $ANNOTATION_DOMAIN/locked-by: "$holder"
     $ANNOTATION_DOMAIN/locked-since: "$since"
-    $ANNOTATION_DOMAIN/locked-for: "$action of $ENV at $(repo_commit)"
+    $ANNOTATION_DOMAIN/locked-for: "$action of $ENV at ${COMMIT:-$(repo_commit)}"
     $ANNOTATION_DOMAIN/lock-token: "$LOCK_TOKEN"
 spec:
   holderIdentity: "$holder"
@@ -54,7 +55,8 @@ lock_take() {
     return 0
   fi
 
-  if out=$(lock_manifest "$ns" "$holder" "$action" | kc create -f - 2>&1); then
+  lock_manifest "$ns" "$holder" "$action"
+  if out=$(kc create -f - <<<"$LOCK_MANIFEST" 2>&1); then
     LOCK_HELD=1
     trap 'lock_exit $?' EXIT
     trap 'exit 130' INT

@@ -3,24 +3,28 @@
 # for Complete or Failed, then prints its logs; non-zero when it failed. A Job is immutable and
 # runs once: FORCE=1 deletes an existing Job of that name first, so it runs again.
 set -euo pipefail
-here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=scripts/lib.sh
-source "$here/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 # shellcheck source=scripts/waits.sh
-source "$here/waits.sh"
+source "$ROOT/scripts/waits.sh"
 # shellcheck source=scripts/lock.sh
-source "$here/lock.sh"
+source "$ROOT/scripts/lock.sh"
 # shellcheck source=scripts/preflight.sh
-source "$here/preflight.sh"
+source "$ROOT/scripts/preflight.sh"
 
 main() {
   plan_load
-  local job row id resource ns file _
+  local job row id="" resource ns name wait file="" _
   job=$(setting migrationJob)
-  row=$(plan_rows object | awk -F'\t' -v job="$job" '$4 == job && $5 == "complete"')
-  [ -n "$row" ] || die "$PLAN has no object row for the migration Job $job: run make synth"
-  IFS=$'\t' read -r id resource ns _ <<<"$row"
-  file=$(plan_rows phase "$id" | cut -f2)
+  for row in "${OBJECT_ROWS[@]}"; do
+    IFS=$'\t' read -r id resource ns name wait _ <<<"$row"
+    [ "$name" != "$job" ] || [ "$wait" != complete ] || break
+    id=""
+  done
+  [ -n "$id" ] || die "$PLAN has no object row for the migration Job $job: run make synth"
+  for row in "${PHASE_ROWS[@]}"; do
+    [ "${row%%$'\t'*}" != "$id" ] || IFS=$'\t' read -r _ file _ <<<"$row"
+  done
   [ -f "$DIST/$file" ] || die "$PLAN names $DIST/$file for phase $id, which does not exist: run make synth"
 
   announce "checks"

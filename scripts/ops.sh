@@ -9,15 +9,14 @@
 #   scripts/ops.sh smoke          the public smoke check of the environment's host
 #   scripts/ops.sh secrets-edit   sops on secrets/$ENV/$NAME.sops.yaml
 set -euo pipefail
-here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=scripts/lib.sh
-source "$here/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 # shellcheck source=scripts/waits.sh
-source "$here/waits.sh"
+source "$ROOT/scripts/waits.sh"
 # shellcheck source=scripts/lock.sh
-source "$here/lock.sh"
+source "$ROOT/scripts/lock.sh"
 # shellcheck source=scripts/preflight.sh
-source "$here/preflight.sh"
+source "$ROOT/scripts/preflight.sh"
 
 deployment() { printf 'deployment.apps/%s\n' "$(setting deployment)"; }
 
@@ -76,12 +75,15 @@ rollback() {
 }
 
 secrets_edit() {
-  local names file
-  names=$(plan_rows secret | cut -f3 | paste -sd ' ')
-  [ -n "$names" ] || die "$PLAN lists no SOPS Secret for $ENV"
-  [ -n "${NAME:-}" ] || die "NAME is required: make vergabe-secrets-edit NAME=<one of: $names>"
-  file=$(plan_rows secret | awk -F'\t' -v name="$NAME" '$3 == name { print $4 }')
-  [ -n "$file" ] || die "NAME=$NAME is not a SOPS Secret of $ENV; one of: $names"
+  local row _ name secret_file names=() file=""
+  for row in "${SECRET_ROWS[@]}"; do
+    IFS=$'\t' read -r _ _ name secret_file <<<"$row"
+    names+=("$name")
+    [ "$name" != "${NAME:-}" ] || file=$secret_file
+  done
+  [ "${#names[@]}" -gt 0 ] || die "$PLAN lists no SOPS Secret for $ENV"
+  [ -n "${NAME:-}" ] || die "NAME is required: make vergabe-secrets-edit NAME=<one of: ${names[*]}>"
+  [ -n "$file" ] || die "NAME=$NAME is not a SOPS Secret of $ENV; one of: ${names[*]}"
   [ -f "$file" ] || die "$file does not exist: make vergabe-secrets-init ENV=$ENV creates it"
   # sops holds the plain text in a temporary file only while the editor is open, and encrypts on save.
   sops "$file"

@@ -5,17 +5,16 @@
 # The Kubernetes versions the manifests are checked against (the API schemas 1.28 and 1.33).
 K8S_MIN_MINOR=28
 K8S_MAX_MINOR=33
-# How many `kubectl auth can-i` calls run at once.
+# How many single `kubectl auth can-i` calls run at once (for what the lists did not grant).
 CAN_I_PARALLEL=8
 
 pass() { printf '  ok  %s\n' "$*"; }
 
 # The plan as the deploy understands it: known sources and WAIT rules, every file present.
 check_plan() {
-  local id file source phases=" " _ resource ns name wait prune rows row objects
-  mapfile -t rows < <(plan_rows phase)
-  [ "${#rows[@]}" -gt 0 ] || die "$PLAN lists no phase: run make synth"
-  for row in "${rows[@]}"; do
+  local id file source phases=" " _ resource ns name wait prune row
+  [ "${#PHASE_ROWS[@]}" -gt 0 ] || die "$PLAN lists no phase: run make synth"
+  for row in "${PHASE_ROWS[@]}"; do
     IFS=$'\t' read -r id file source _ <<<"$row"
     phases+="$id "
     case $source in
@@ -29,9 +28,7 @@ check_plan() {
     [ "$file" = - ] || [ -f "$DIST/$file" ] ||
       die "$PLAN: phase $id names $DIST/$file, which does not exist: run make synth"
   done
-  mapfile -t rows < <(plan_rows object)
-  objects=${#rows[@]}
-  for row in "${rows[@]}"; do
+  for row in "${OBJECT_ROWS[@]}"; do
     IFS=$'\t' read -r id resource ns name wait prune <<<"$row"
     [[ $phases == *" $id "* ]] ||
       die "$PLAN: object $(object_label "$resource" "$ns" "$name") is in phase $id, which the plan does not list"
@@ -40,12 +37,11 @@ check_plan() {
     [[ $prune == prune || $prune == keep ]] ||
       die "$PLAN: object $(object_label "$resource" "$ns" "$name") has PRUNE $prune; known: prune, keep"
   done
-  mapfile -t rows < <(plan_rows secret)
-  for row in "${rows[@]}"; do
+  for row in "${SECRET_ROWS[@]}"; do
     IFS=$'\t' read -r id ns name _ <<<"$row"
     [[ $phases == *" $id "* ]] || die "$PLAN: Secret $ns/$name is in phase $id, which the plan does not list"
   done
-  pass "plan $PLAN: $(wc -w <<<"$phases") phases, $objects objects, ${#rows[@]} Secrets"
+  pass "plan $PLAN: ${#PHASE_ROWS[@]} phases, ${#OBJECT_ROWS[@]} objects, ${#SECRET_ROWS[@]} Secrets"
 }
 
 check_tools() {
@@ -100,10 +96,13 @@ check_fresh_dist() {
 
 # The paths of `git status --porcelain` output, at most five, on one line.
 paths_of() {
-  local paths
-  paths=$(cut -c4- <<<"$1" | head -n 5 | paste -sd ' ')
-  [ "$(wc -l <<<"$1")" -le 5 ] || paths+=" ..."
-  printf '%s\n' "$paths"
+  local line paths=()
+  while IFS= read -r line; do paths+=("${line:3}"); done <<<"$1"
+  if [ "${#paths[@]}" -le 5 ]; then
+    printf '%s\n' "${paths[*]}"
+  else
+    printf '%s ...\n' "${paths[*]:0:5}"
+  fi
 }
 
 check_secret_contract() {
@@ -131,7 +130,9 @@ check_context() {
 check_server_version() {
   local out version minor
   out=$(kc get --raw /version 2>&1) || die "cannot reach the cluster of context $KUBE_CONTEXT: ${out%%$'\n'*}"
-  version=$(sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' <<<"$out")
+  local field='"gitVersion": *"([^"]*)"'
+  version=""
+  [[ ! $out =~ $field ]] || version=${BASH_REMATCH[1]}
   [[ $version =~ ^v1\.([0-9]+)\. ]] ||
     die "the server of $KUBE_CONTEXT reports no version v1.MINOR.PATCH (got ${version:-nothing})"
   minor=${BASH_REMATCH[1]}
@@ -140,16 +141,18 @@ check_server_version() {
   pass "server $version"
 }
 
-# kubectl's resource name of a kind: lower case, plural as Kubernetes guesses it.
+# plural VAR RESOURCE: kubectl's resource name of a kind into VAR: lower case, plural as
+# Kubernetes guesses it (secret: secrets, networkpolicy.networking.k8s.io: networkpolicies...).
 plural() {
-  local kind=${1%%.*} group=""
-  [[ $1 != *.* ]] || group=".${1#*.}"
+  local -n _plural=$1
+  local kind=${2%%.*} group=""
+  [[ $2 != *.* ]] || group=".${2#*.}"
   case $kind in
     *s) kind+=es ;;
     *[^aeiou]y) kind=${kind%y}ies ;;
     *) kind+=s ;;
   esac
-  printf '%s%s\n' "$kind" "$group"
+  _plural=$kind$group
 }
 
 # Backup before migrations: asked for this run, or by the environment's setting.
@@ -157,22 +160,27 @@ backup_wanted() { [ "${BACKUP:-0}" = 1 ] || [ "$(setting backupBeforeMigrate)" =
 
 # The resources the deploy reads or writes besides the plan's objects.
 deploy_resources() {
-  printf '%s\n' secret configmap lease.coordination.k8s.io cluster.postgresql.cnpg.io \
-    clusterissuer.cert-manager.io
-  if backup_wanted; then printf '%s\n' backup.postgresql.cnpg.io; fi
+  DEPLOY_RESOURCES=(secret configmap lease.coordination.k8s.io cluster.postgresql.cnpg.io
+    clusterissuer.cert-manager.io)
+  if backup_wanted; then DEPLOY_RESOURCES+=(backup.postgresql.cnpg.io); fi
 }
 
 check_resources_served() {
-  local served rc=0 resource missing=()
+  local served rc=0 row _ resource name missing=()
+  local -A seen=()
   served=$'\n'$(kc api-resources -o name 2>/dev/null)$'\n' || rc=$?
-  while read -r resource; do
-    resource=$(plural "$resource")
-    [[ $served == *$'\n'"$resource"$'\n'* ]] || missing+=("$resource")
-  done < <({
-    plan_rows object | cut -f2
-    deploy_resources
-  } | sort -u)
+  deploy_resources
+  for row in "${OBJECT_ROWS[@]}"; do
+    IFS=$'\t' read -r _ resource _ <<<"$row"
+    seen[$resource]=1
+  done
+  for resource in "${DEPLOY_RESOURCES[@]}"; do seen[$resource]=1; done
+  for resource in "${!seen[@]}"; do
+    plural name "$resource"
+    [[ $served == *$'\n'"$name"$'\n'* ]] || missing+=("$name")
+  done
   if [ "${#missing[@]}" -gt 0 ]; then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort)
     local hint="install or upgrade the operator that brings them"
     [[ " ${missing[*]} " != *" databaseroles.postgresql.cnpg.io "* ]] ||
       hint+=" (DatabaseRole needs CloudNativePG 1.30; the fallback is roleMode: ClusterManagedRole)"
@@ -182,35 +190,84 @@ check_resources_served() {
   pass "the cluster serves every resource the deploy uses"
 }
 
-# One "verb resource namespace" line per permission the deploy needs; "-" is cluster-wide.
+# One "verb resource namespace" entry per permission the deploy needs into NEEDED, each once, in
+# the plan's order; "-" is cluster-wide.
 needed_permissions() {
-  local namespace db_namespace
+  local namespace db_namespace row _ resource ns wait prune line lines=()
+  local -A seen=()
   namespace=$(setting namespace)
   db_namespace=$(setting databaseNamespace)
-  plan_rows object | awk -F'\t' '{
-    print "create", $2, $3; print "patch", $2, $3
-    if ($6 == "prune") { print "list", $2, $3; print "delete", $2, $3 }
-    if ($5 == "complete") { print "delete", $2, $3 }
-  }'
-  plan_rows secret | awk -F'\t' '{ print "create secret", $2; print "patch secret", $2 }'
-  printf '%s\n' "create lease.coordination.k8s.io $namespace" "delete lease.coordination.k8s.io $namespace" \
-    "create configmap $namespace" "patch configmap $namespace" \
-    "get cluster.postgresql.cnpg.io $db_namespace" "get clusterissuer.cert-manager.io -"
-  if backup_wanted; then printf '%s\n' "create backup.postgresql.cnpg.io $db_namespace"; fi
+  for row in "${OBJECT_ROWS[@]}"; do
+    IFS=$'\t' read -r _ resource ns _ wait prune <<<"$row"
+    lines+=("create $resource $ns" "patch $resource $ns")
+    [ "$prune" != prune ] || lines+=("list $resource $ns" "delete $resource $ns")
+    [ "$wait" != complete ] || lines+=("delete $resource $ns")
+  done
+  for row in "${SECRET_ROWS[@]}"; do
+    IFS=$'\t' read -r _ ns _ <<<"$row"
+    lines+=("create secret $ns" "patch secret $ns")
+  done
+  lines+=("create lease.coordination.k8s.io $namespace" "delete lease.coordination.k8s.io $namespace"
+    "create configmap $namespace" "patch configmap $namespace"
+    "get cluster.postgresql.cnpg.io $db_namespace" "get clusterissuer.cert-manager.io -")
+  if backup_wanted; then lines+=("create backup.postgresql.cnpg.io $db_namespace"); fi
+  NEEDED=()
+  for line in "${lines[@]}"; do
+    [ -n "${seen[$line]+set}" ] || NEEDED+=("$line")
+    seen[$line]=1
+  done
 }
 
+# What `kubectl auth can-i --list` granted: "namespace resource" -> its verbs, space-separated.
+declare -gA GRANTS=()
+
+# grants_from_list NAMESPACE: adds the rules that `kubectl auth can-i --list --no-headers` prints
+# (on stdin) to GRANTS. Only rules for all objects of a resource count: those limited to resource
+# names, subresources or non-resource URLs grant nothing the deploy asks for.
+grants_from_list() {
+  local ns=$1 line rule='^([^][:space:]/[]+)[[:space:]]+\[\][[:space:]]+\[\][[:space:]]+\[([^]]*)\]$'
+  while read -r line; do
+    [[ $line =~ $rule ]] || continue
+    GRANTS["$ns ${BASH_REMATCH[1]}"]+=" ${BASH_REMATCH[2]} "
+  done
+}
+
+# granted VERB RESOURCE NAMESPACE: whether GRANTS allows VERB on RESOURCE (kubectl's plural name,
+# e.g. jobs.batch) in NAMESPACE, by name or by a wildcard: verb "*", resource "*.*", "*.<group>",
+# "<name>.*", or "*" for the core group.
+granted() {
+  local verb=$1 resource=$2 ns=$3 candidate verbs=""
+  local candidates=("$resource" "*.*" "${resource%%.*}.*")
+  if [[ $resource == *.* ]]; then candidates+=("*.${resource#*.}"); else candidates+=("*"); fi
+  for candidate in "${candidates[@]}"; do verbs+=${GRANTS["$ns $candidate"]:-}; done
+  [[ $verbs == *" $verb "* || $verbs == *" * "* ]]
+}
+
+# can_i VERB RESOURCE NAMESPACE NEED: the server's verdict on one permission; prints NEED when denied.
 can_i() {
-  local verb resource ns
-  read -r verb resource ns <<<"$1"
-  kcn "$ns" auth can-i "$verb" "$resource" --quiet >/dev/null 2>&1 || printf '%s\n' "$1"
+  kcn "$3" auth can-i "$1" "$2" --quiet >/dev/null 2>&1 || printf '%s\n' "$4"
 }
 
+# RBAC only grants, so what one `kubectl auth can-i --list` per namespace grants is allowed. The
+# rest is asked one by one: a list may be incomplete (an authorizer besides RBAC, e.g. a webhook,
+# cannot list its rules), and only the single check is the server's verdict.
 check_permissions() {
-  local line running=0 denied lines
-  mapfile -t lines < <(needed_permissions | sort -u)
+  local line verb resource ns name running=0 denied single=()
+  local -A listed=()
+  needed_permissions
+  for line in "${NEEDED[@]}"; do
+    read -r verb resource ns <<<"$line"
+    if [ -z "${listed[$ns]+set}" ]; then
+      listed[$ns]=1
+      grants_from_list "$ns" < <(kcn "$ns" auth can-i --list --no-headers 2>/dev/null || true)
+    fi
+    plural name "$resource"
+    granted "$verb" "$name" "$ns" || single+=("$verb $name $ns $line")
+  done
   denied=$(
-    for line in "${lines[@]}"; do
-      can_i "$line" &
+    for line in "${single[@]}"; do
+      read -r verb name ns line <<<"$line"
+      can_i "$verb" "$name" "$ns" "$line" &
       if ((++running >= CAN_I_PARALLEL)); then
         wait -n || true
         running=$((running - 1))
@@ -220,7 +277,8 @@ check_permissions() {
   )
   [ -z "$denied" ] || die "the user of $KUBE_CONTEXT may not $(sort <<<"$denied" | awk '{
     printf "%s%s %s%s", sep, $1, $2, ($3 == "-" ? "" : " in " $3); sep = ", " }'): ask the cluster admin"
-  pass "permissions: ${#lines[@]} checked with kubectl auth can-i"
+  pass "permissions: ${#NEEDED[@]} checked with kubectl auth can-i" \
+    "(a list in each of ${#listed[@]} namespaces, ${#single[@]} asked singly)"
 }
 
 check_cluster_issuer() {
@@ -265,10 +323,15 @@ check_database_cluster() {
 # A Certificate ordered before DNS points here fails validation and counts against Let's
 # Encrypt's rate limits; any other address (an AAAA record too) may take the challenge.
 check_dns() {
-  local host address found
+  local host address found line addresses=()
+  local -A seen=()
   host=$(setting host)
   address=$(setting ingressAddress)
-  found=$(getent ahosts "$host" | awk '{ print $1 }' | sort -u | paste -sd ' ') || true
+  while read -r line _; do
+    [ -n "${seen[$line]+set}" ] || addresses+=("$line")
+    seen[$line]=1
+  done < <(getent ahosts "$host" || true)
+  found=${addresses[*]}
   [ -n "$found" ] || die "$host does not resolve: create its DNS record (A $address) first"
   [ "$found" = "$address" ] ||
     die "$host resolves to $found, not only to the ingress address $address: fix its DNS records"
@@ -281,7 +344,7 @@ preflight() {
   announce "preflight of $ENV (context $KUBE_CONTEXT): nothing changes until every check passed"
   check_plan
   local tools=(git node kubectl)
-  [ -z "$(plan_rows secret)" ] || tools+=(sops)
+  [ "${#SECRET_ROWS[@]}" -eq 0 ] || tools+=(sops)
   check_tools "${tools[@]}"
   check_image_tag
   check_clean_tree

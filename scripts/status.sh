@@ -2,11 +2,10 @@
 # make vergabe-status: one screen about the environment in the cluster. What the plan lists is
 # looked up; a part that does not exist says "not found" instead of failing the target.
 set -euo pipefail
-here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=scripts/lib.sh
-source "$here/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 # shellcheck source=scripts/lock.sh
-source "$here/lock.sh"
+source "$ROOT/scripts/lock.sh"
 
 # get RESOURCE NAMESPACE NAME JSONPATH: the value, "not found", or "unknown (<kubectl's error>)".
 get() {
@@ -58,10 +57,9 @@ migration() {
 
 # The plan's objects that have a status worth a line: the database ones and the certificate.
 waited_objects() {
-  local rows row _ resource ns name wait
+  local row _ resource ns name wait
   announce "database and certificate"
-  mapfile -t rows < <(plan_rows object)
-  for row in "${rows[@]}"; do
+  for row in "${OBJECT_ROWS[@]}"; do
     IFS=$'\t' read -r _ resource ns name wait _ <<<"$row"
     case $wait in
       applied) line "${resource%%.*}" "$name: $(get "$resource" "$ns" "$name" \
@@ -73,11 +71,11 @@ waited_objects() {
 }
 
 exposure() {
-  local ns=$1 rows row _ resource ons name address lock
+  local ns=$1 row _ resource ons name address lock
   announce "exposure and lock"
-  mapfile -t rows < <(plan_rows object | awk -F'\t' '$2 ~ /^ingress\./')
-  for row in "${rows[@]}"; do
+  for row in "${OBJECT_ROWS[@]}"; do
     IFS=$'\t' read -r _ resource ons name _ <<<"$row"
+    [[ $resource == ingress.* ]] || continue
     address=$(get "$resource" "$ons" "$name" '{.status.loadBalancer.ingress[*].ip}')
     line ingress "$name: address $address, expected $(setting ingressAddress)"
   done

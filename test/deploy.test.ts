@@ -14,7 +14,7 @@
  */
 import { spawn, spawnSync } from 'child_process';
 import {
-  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync,
+  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync,
   writeFileSync,
 } from 'fs';
 import { cpus, tmpdir } from 'os';
@@ -60,7 +60,11 @@ function encryptedSecret(secret: { namespace: string; name: string; type: string
     + `  mac: ${value}\n  encrypted_regex: ^(data|stringData)$\n  version: 3.9.4\n`;
 }
 
-/** The project as committed after an image bump: a real tag, fresh dist/, encrypted secrets. */
+/**
+ * The project as committed after an image bump: a real tag, fresh dist/, encrypted secrets. Its
+ * .cache/ links to one folder that every copy shares, seeded with the repository's synth cache,
+ * so no synthesis in the copies bundles again.
+ */
 function makeTemplate(dir: string): void {
   mkdirSync(dir);
   for (const entry of readdirSync(ROOT)) {
@@ -68,6 +72,12 @@ function makeTemplate(dir: string): void {
     cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const cache = join(base, 'cache');
+  mkdirSync(cache);
+  if (existsSync(join(ROOT, '.cache', 'synth'))) {
+    cpSync(join(ROOT, '.cache', 'synth'), join(cache, 'synth'), { recursive: true, filter: (f) => !f.endsWith('.tmp') });
+  }
+  symlinkSync(cache, join(dir, '.cache'));
 
   const config = join(dir, 'config', `${ENV}.yaml`);
   writeFileSync(config, readFileSync(config, 'utf8').replace(/^(\s+tag:\s*).*$/m, `$1"${TAG}"`));
@@ -85,11 +95,15 @@ function makeTemplate(dir: string): void {
     writeFileSync(join(dir, secret.file), encryptedSecret(secret));
   }
 
-  git(dir, 'init', '--quiet');
-  // Links in the copies, which .gitignore's "node_modules/" and ".cache/" (folders) do not match.
+  // No hook samples and one pack: fewer files to copy for each run; no maintenance after commits.
+  git(dir, 'init', '--quiet', '--template=');
+  appendFileSync(join(dir, '.git', 'config'), '[maintenance]\n\tauto = false\n');
+  // Links, which .gitignore's "node_modules/" and ".cache/" (folders) do not match.
+  mkdirSync(join(dir, '.git', 'info'));
   writeFileSync(join(dir, '.git', 'info', 'exclude'), 'node_modules\n.cache\n');
   git(dir, 'add', '--all');
   git(dir, 'commit', '--quiet', '--message', 'the project after an image bump');
+  git(dir, 'repack', '-a', '-d', '--quiet');
 }
 
 interface Plan {
@@ -144,14 +158,23 @@ function readCalls(log: string): Call[] {
 
 let runs = 0;
 
+/** Runs a command to its end without holding up the other runs; rejects when it fails. */
+function exec(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.on('error', reject);
+    child.on('close', (status) => (status === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')}: ${stderr}`))));
+  });
+}
+
 /** A fresh copy of the template; `prepare` may change it before make runs. */
-function copyOfTemplate(prepare?: (repo: string) => void): string {
+async function copyOfTemplate(prepare?: (repo: string) => void): Promise<string> {
   const dir = join(base, `run-${++runs}`);
-  // Timestamps kept and .cache/ shared: the synthesis then reuses the template's compiled bundle.
-  cpSync(template, join(dir, 'repo'), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true,
-    filter: (source) => source !== join(template, '.cache') });
-  symlinkSync(join(template, '.cache'), join(dir, 'repo', '.cache'));
   for (const sub of ['log/calls', 'log/state', 'home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
+  // Times and links kept (.cache/ stays the shared link): the synthesis reuses the bundles.
+  await exec('cp', ['-a', template, join(dir, 'repo')]);
   prepare?.(join(dir, 'repo'));
   return dir;
 }
@@ -168,8 +191,8 @@ interface MakeOptions {
 }
 
 /** `make [target] [VAR=value ...]` in a fresh copy, with the stand-ins and scenario variables. */
-function make(target: string, options: MakeOptions): Promise<Run> {
-  const dir = copyOfTemplate(options.prepare);
+async function make(target: string, options: MakeOptions): Promise<Run> {
+  const dir = await copyOfTemplate(options.prepare);
   const repo = join(dir, 'repo');
   let standIns = STAND_INS;
   if (options.without) {
@@ -488,6 +511,52 @@ describe('a good deploy', () => {
   test('announces every phase of the plan', () => {
     for (const phase of plan.phases) expect(good().stdout).toMatch(new RegExp(`^==> phase \\d+/\\d+ ${phase.id}: `, 'm'));
   });
+
+  test('asks kubectl auth can-i --list once per namespace it writes to, and nothing singly when those grant all', () => {
+    const canI = kubectl(good()).filter((c) => words(c).slice(0, 2).join(' ') === 'auth can-i');
+    const namespaces = new Set([...plan.objects.map((o) => o.namespace), ...plan.secrets.map((s) => s.namespace)]);
+
+    expect(canI.map((c) => `${flag(c, '-n') ?? '-'} ${c.args.includes('--list')}`).sort())
+      .toEqual([...namespaces].map((ns) => `${ns} true`).sort());
+    expect(good().stdout).toMatch(/ok {2}permissions: \d+ checked .*0 asked singly/);
+  });
+});
+
+describe('the permission check', () => {
+  /** What `kubectl auth can-i --list --no-headers` prints: a resource, its names, its verbs per line. */
+  const list = [
+    'secrets                                []          []              [get list]',
+    'secrets                                []          []              [create]',
+    'jobs.batch/status                      []          []              [patch]',
+    'leases.coordination.k8s.io             []          [deploy-lock]   [delete]',
+    '*.apps                                 []          []              [patch]',
+    'configmaps.*                           []          []              [delete]',
+    '                                       [/api/*]    []              [get]',
+    '                                       [*]         []              [*]',
+  ].join('\n');
+  const asked = ['create secrets', 'get secrets', 'patch secrets', 'patch jobs.batch', 'delete leases.coordination.k8s.io',
+    'patch deployments.apps', 'create deployments.apps', 'delete configmaps', 'delete configmaps.example.io'];
+
+  test('grants by name and by wildcard, never by a rule for some names, a subresource or a URL', () => {
+    const script = `source scripts/lib.sh && source scripts/waits.sh && source scripts/preflight.sh
+      grants_from_list app <<<"$LIST"
+      grants_from_list core <<<'*  []  []  [*]'
+      grants_from_list all <<<'*.*  []  []  [create]'
+      while read -r verb resource ns; do
+        if granted "$verb" "$resource" "$ns"; then echo "yes $verb $resource $ns"; else echo "no $verb $resource $ns"; fi
+      done <<<"$ASKED"`;
+    const questions = [...asked.map((a) => `${a} app`), 'create secrets core', 'create jobs.batch core',
+      'create jobs.batch all', 'delete jobs.batch all', 'create secrets other'];
+    const result = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd: template, encoding: 'utf8',
+      env: { ...process.env, LIST: list, ASKED: questions.join('\n') } });
+
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n')).toEqual(['yes create secrets app', 'yes get secrets app',
+      'no patch secrets app', 'no patch jobs.batch app', 'no delete leases.coordination.k8s.io app',
+      'yes patch deployments.apps app', 'no create deployments.apps app', 'yes delete configmaps app',
+      'yes delete configmaps.example.io app', 'yes create secrets core', 'no create jobs.batch core',
+      'yes create jobs.batch all', 'no delete jobs.batch all', 'no create secrets other']);
+  });
 });
 
 describe('preflight stops before anything is applied', () => {
@@ -574,7 +643,7 @@ describe('preflight stops before anything is applied', () => {
   });
 
   const deniedNamespace = () => plan.secrets[plan.secrets.length - 1].namespace;
-  const denied = scenario('vergabe-deploy', () => ({ scenario: { STANDIN_DENY: `create secret ${deniedNamespace()}` } }));
+  const denied = scenario('vergabe-deploy', () => ({ scenario: { STANDIN_DENY: `create secrets ${deniedNamespace()}` } }));
   test('when kubectl auth can-i denies a write the deploy needs', () => {
     expectStoppedBeforeAnyChange(denied(), new RegExp(`may not create secret in ${deniedNamespace()}: ask the cluster admin`));
   });
