@@ -4,7 +4,7 @@
  * exactly what a bump changed. Each test starts from the baseline commit; the bump to a tag and
  * digest, and the bump to a new tag after it, run once and several tests read what they changed.
  */
-import { readFileSync, writeFileSync } from 'fs';
+import { readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { copyProject, ProjectCopy, RunResult } from './project-copy';
 
@@ -207,5 +207,32 @@ describe('bad input: a clear error, exit 1, config and dist byte for byte as bef
     expect(result.stderr).toMatch(/^config zz-broken: kubeContxt is not a known setting$/m);
     expect(result.stderr).toMatch(/^bump: synthesis failed; config\/production\.yaml is restored, dist\/ is as before$/m);
     expect(changedFiles()).toEqual(['config/zz-broken.yaml']);
+  });
+});
+
+describe('the bundle of lib/image-bump.ts kept in .cache/bump/', () => {
+  const hash = 'a git commit hash (7 to 40 lowercase hex digits)';
+  const bundle = () => statSync(join(copy, '.cache', 'bump', 'image-bump.js'));
+  const problem = () => bump('--env', 'production', '--tag', 'latest').stderr.split('\n')[0];
+
+  test('is used again while its sources are unchanged', () => {
+    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
+    const kept = bundle();
+    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
+    expect(bundle().ino).toBe(kept.ino);
+    expect(bundle().mtimeMs).toBe(kept.mtimeMs);
+  });
+
+  test('is bundled again when a file it was built from changes, never run stale', () => {
+    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
+    // The message of a value that breaks its pattern, as lib/config.ts writes it, edited at its source.
+    const source = join(copy, 'lib', 'config.ts');
+    const original = readFileSync(source, 'utf8');
+    const edited = original.replace(' ${value} is not ${hint}`', ' ${value} is still not ${hint}`');
+    if (edited === original) throw new Error('lib/config.ts has no message "${value} is not ${hint}" to edit');
+    writeFileSync(source, edited);
+    expect(problem()).toBe(`config production: image.tag "latest" is still not ${hash}`);
+    writeFileSync(source, original);
+    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
   });
 });

@@ -1,12 +1,14 @@
 /*
  * `npm run synth` as the operator runs it, in a temporary copy of the project: bad input exits
- * non-zero with one line per problem and leaves dist/ byte-for-byte as it was.
+ * non-zero with one line per problem and leaves dist/ byte-for-byte as it was. The copy starts
+ * with the repository's synth bundles (the synth checks them against its inputs).
  */
 import { spawnSync } from 'child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join, relative } from 'path';
 import { ROOT } from './helpers';
+import { copySynthCache } from './project-copy';
 
 let copy: string;
 
@@ -36,10 +38,11 @@ function editConfig(environment: string, edit: (text: string) => string) {
 
 beforeAll(() => {
   copy = mkdtempSync(join(tmpdir(), 'vergabe-synth-'));
-  for (const entry of ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json']) {
+  for (const entry of ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json', 'tsconfig.json']) {
     cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+  copySynthCache(copy);
   const first = runSynth();
   if (first.status !== 0) throw new Error(`synth of the committed configuration failed:\n${first.stderr}`);
 });
