@@ -284,9 +284,9 @@ check_permissions() {
 check_cluster_issuer() {
   local issuer out
   issuer=$(setting clusterIssuer)
-  out=$(kc get clusterissuer.cert-manager.io "$issuer" -o name 2>&1) ||
+  out=$(kc get clusterissuer.cert-manager.io "$issuer" -o "jsonpath=$READY_FIELDS" 2>&1) ||
     die "cannot read the ClusterIssuer $issuer: ${out%%$'\n'*}"
-  condition_ready clusterissuer.cert-manager.io - "$issuer" || die "the ClusterIssuer $issuer is not Ready" \
+  ready_seen "$out" || die "the ClusterIssuer $issuer is not Ready" \
     "($LAST_SEEN): kubectl --context $KUBE_CONTEXT describe clusterissuer $issuer"
   pass "ClusterIssuer $issuer is Ready"
 }

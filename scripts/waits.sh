@@ -84,14 +84,21 @@ cnpg_applied() {
   esac
 }
 
-# cert-manager's Ready condition (a Certificate, a ClusterIssuer).
-condition_ready() {
-  local ready='.status.conditions[?(@.type=="Ready")]' status reason message
-  IFS='|' read -r status reason message < <(read_field "$1" "$2" "$3" \
-    "{$ready.status}{\"|\"}{$ready.reason}{\"|\"}{$ready.message}{\"\\n\"}") || true
+# The jsonpath of cert-manager's Ready condition: status|reason|message.
+READY_CONDITION='.status.conditions[?(@.type=="Ready")]'
+READY_FIELDS="{$READY_CONDITION.status}{\"|\"}{$READY_CONDITION.reason}{\"|\"}"
+READY_FIELDS+="{$READY_CONDITION.message}{\"\\n\"}"
+
+# ready_seen FIELDS: whether READY_FIELDS read "True", with what was read in LAST_SEEN.
+ready_seen() {
+  local status reason message
+  IFS='|' read -r status reason message <<<"$1" || true
   LAST_SEEN="Ready ${status:-unset}${reason:+ ($reason)}${message:+: $message}"
   [ "$status" = True ]
 }
+
+# cert-manager's Ready condition (a Certificate, a ClusterIssuer).
+condition_ready() { ready_seen "$(read_field "$1" "$2" "$3" "$READY_FIELDS")"; }
 
 # A Job's terminal condition. `kubectl wait --for=condition=Complete` would never return for a
 # failed Job, so both are polled.

@@ -14,15 +14,16 @@
  */
 import { spawn, spawnSync } from 'child_process';
 import {
-  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync,
-  writeFileSync,
+  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync,
+  symlinkSync, writeFileSync,
 } from 'fs';
 import { cpus, tmpdir } from 'os';
 import { join } from 'path';
 import { parse, parseAllDocuments } from 'yaml';
 import { kubectlResource } from '../lib/phases';
-import { ROOT } from './helpers';
 
+// The repository (not from ./helpers, which loads the chart code this file does not need).
+const ROOT = join(__dirname, '..');
 const STAND_INS = join(ROOT, 'test', 'stand-ins');
 /** What the sops stand-in puts where a decrypted value would be. */
 const MARKER = 'STANDIN-DECRYPTED-VALUE';
@@ -75,7 +76,8 @@ function makeTemplate(dir: string): void {
   const cache = join(base, 'cache');
   mkdirSync(cache);
   if (existsSync(join(ROOT, '.cache', 'synth'))) {
-    cpSync(join(ROOT, '.cache', 'synth'), join(cache, 'synth'), { recursive: true, filter: (f) => !f.endsWith('.tmp') });
+    cpSync(join(ROOT, '.cache', 'synth'), join(cache, 'synth'),
+      { recursive: true, filter: (file) => !file.endsWith('.tmp') });
   }
   symlinkSync(cache, join(dir, '.cache'));
 
@@ -165,7 +167,8 @@ function exec(command: string, args: string[]): Promise<void> {
     let stderr = '';
     child.stderr.on('data', (chunk) => { stderr += chunk; });
     child.on('error', reject);
-    child.on('close', (status) => (status === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')}: ${stderr}`))));
+    child.on('close', (status) => (status === 0 ? resolve()
+      : reject(new Error(`${command} ${args.join(' ')}: ${stderr}`))));
   });
 }
 
@@ -512,9 +515,9 @@ describe('a good deploy', () => {
     for (const phase of plan.phases) expect(good().stdout).toMatch(new RegExp(`^==> phase \\d+/\\d+ ${phase.id}: `, 'm'));
   });
 
-  test('asks kubectl auth can-i --list once per namespace it writes to, and nothing singly when those grant all', () => {
+  test('asks kubectl auth can-i --list once per namespace it writes to, nothing singly when the lists grant all', () => {
     const canI = kubectl(good()).filter((c) => words(c).slice(0, 2).join(' ') === 'auth can-i');
-    const namespaces = new Set([...plan.objects.map((o) => o.namespace), ...plan.secrets.map((s) => s.namespace)]);
+    const namespaces = new Set([...plan.objects, ...plan.secrets].map((o) => o.namespace));
 
     expect(canI.map((c) => `${flag(c, '-n') ?? '-'} ${c.args.includes('--list')}`).sort())
       .toEqual([...namespaces].map((ns) => `${ns} true`).sort());
@@ -534,8 +537,9 @@ describe('the permission check', () => {
     '                                       [/api/*]    []              [get]',
     '                                       [*]         []              [*]',
   ].join('\n');
-  const asked = ['create secrets', 'get secrets', 'patch secrets', 'patch jobs.batch', 'delete leases.coordination.k8s.io',
-    'patch deployments.apps', 'create deployments.apps', 'delete configmaps', 'delete configmaps.example.io'];
+  const asked = ['create secrets', 'get secrets', 'patch secrets', 'patch jobs.batch',
+    'delete leases.coordination.k8s.io', 'patch deployments.apps', 'create deployments.apps', 'delete configmaps',
+    'delete configmaps.example.io'];
 
   test('grants by name and by wildcard, never by a rule for some names, a subresource or a URL', () => {
     const script = `source scripts/lib.sh && source scripts/waits.sh && source scripts/preflight.sh
@@ -543,7 +547,9 @@ describe('the permission check', () => {
       grants_from_list core <<<'*  []  []  [*]'
       grants_from_list all <<<'*.*  []  []  [create]'
       while read -r verb resource ns; do
-        if granted "$verb" "$resource" "$ns"; then echo "yes $verb $resource $ns"; else echo "no $verb $resource $ns"; fi
+        answer=no
+        if granted "$verb" "$resource" "$ns"; then answer=yes; fi
+        echo "$answer $verb $resource $ns"
       done <<<"$ASKED"`;
     const questions = [...asked.map((a) => `${a} app`), 'create secrets core', 'create jobs.batch core',
       'create jobs.batch all', 'delete jobs.batch all', 'create secrets other'];
@@ -643,7 +649,9 @@ describe('preflight stops before anything is applied', () => {
   });
 
   const deniedNamespace = () => plan.secrets[plan.secrets.length - 1].namespace;
-  const denied = scenario('vergabe-deploy', () => ({ scenario: { STANDIN_DENY: `create secrets ${deniedNamespace()}` } }));
+  // The stand-in names resources as the API does (plural); the message names them as the plan does.
+  const denied = scenario('vergabe-deploy', () => ({ scenario: {
+    STANDIN_DENY: `create secrets ${deniedNamespace()}` } }));
   test('when kubectl auth can-i denies a write the deploy needs', () => {
     expectStoppedBeforeAnyChange(denied(), new RegExp(`may not create secret in ${deniedNamespace()}: ask the cluster admin`));
   });
@@ -729,20 +737,14 @@ describe('overrides', () => {
     expect(kubectl(run).filter(isApply).map(target))
       .not.toContain(`dist/${ENV}/${plan.phases.find((p) => p.id === ingressPhase)?.file}`);
   });
-
-  const dirtyAllowed = scenario('vergabe-deploy', { vars: ['ALLOW_DIRTY=1'], prepare: (repo) =>
-    writeFileSync(join(repo, 'config', `${ENV}.yaml`), `${readFileSync(join(repo, 'config', `${ENV}.yaml`), 'utf8')}#\n`) });
-  test('ALLOW_DIRTY=1 deploys an uncommitted tree with a warning and marks the recorded commit dirty', () => {
-    const annotate = kubectl(dirtyAllowed()).find((c) => verb(c) === 'annotate') as Call;
-
-    expect(dirtyAllowed().status).toBe(0);
-    expect(dirtyAllowed().stderr).toMatch(/^warning: ALLOW_DIRTY=1: deploying dist\/production as it is on disk/m);
-    expect(words(annotate).find((w) => w.includes('deployed-commit='))).toMatch(/-dirty$/);
-  });
 });
 
-describe('a first deploy', () => {
-  const first = scenario('vergabe-deploy', { scenario: { STANDIN_NO_NAMESPACE: '1' } });
+describe('a first deploy of an uncommitted tree', () => {
+  // One run for two independent things: the missing namespace only moves the lock, ALLOW_DIRTY=1
+  // only skips the tree and synthesis checks and marks the commit.
+  const first = scenario('vergabe-deploy', { vars: ['ALLOW_DIRTY=1'], scenario: { STANDIN_NO_NAMESPACE: '1' },
+    prepare: (repo) => writeFileSync(join(repo, 'config', `${ENV}.yaml`),
+      `${readFileSync(join(repo, 'config', `${ENV}.yaml`), 'utf8')}#\n`) });
   test('takes the lock right after the namespace phase, as the Lease needs the namespace', () => {
     const calls = kubectl(first());
     const applies = calls.map((c, i) => (isApply(c) ? i : -1)).filter((i) => i > -1);
@@ -753,6 +755,14 @@ describe('a first deploy', () => {
     expect(target(calls[applies[0]])).toBe(`dist/${ENV}/${plan.phases[0].file}`);
     expect(lock).toBeGreaterThan(applies[0]);
     expect(lock).toBeLessThan(applies[1]);
+  });
+
+  test('ALLOW_DIRTY=1 deploys an uncommitted tree with a warning and marks the recorded commit dirty', () => {
+    const annotate = kubectl(first()).find((c) => verb(c) === 'annotate') as Call;
+
+    expect(first().status).toBe(0);
+    expect(first().stderr).toMatch(/^warning: ALLOW_DIRTY=1: deploying dist\/production as it is on disk/m);
+    expect(words(annotate).find((w) => w.includes('deployed-commit='))).toMatch(/-dirty$/);
   });
 });
 
