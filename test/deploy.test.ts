@@ -14,8 +14,8 @@
  */
 import { spawn, spawnSync } from 'child_process';
 import {
-  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync,
-  symlinkSync, writeFileSync,
+  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync,
+  statfsSync, statSync, symlinkSync, writeFileSync,
 } from 'fs';
 import { cpus, tmpdir } from 'os';
 import { join } from 'path';
@@ -30,8 +30,28 @@ const MARKER = 'STANDIN-DECRYPTED-VALUE';
 const TAG = '3f2a9c1';
 const ENV = 'production';
 
-/** Top-level entries of the project that a deploy does not need in its copy. */
-const NOT_COPIED = new Set(['node_modules', '.git', '.cache', 'test', 'coverage', '__snapshots__']);
+/** Top-level entries of the project that a deploy does not need in its copy (fewer files to copy). */
+const NOT_COPIED = new Set(['node_modules', '.git', '.cache', 'test', 'coverage', '__snapshots__', 'docs', '.ci',
+  'README.md', 'cdk8s.yaml', 'jest.config.js', 'package-lock.json']);
+
+/** statfs's type of a tmpfs. */
+const TMPFS = 0x01021994;
+
+/**
+ * Where the copies and logs go: thousands of small files, which a tmpfs keeps in memory at a
+ * fraction of a disk's cost. Linux's /dev/shm when it is a tmpfs with room to spare and TMPDIR
+ * names no other place; the system's temporary folder otherwise.
+ */
+function scratch(): string {
+  if (process.env.TMPDIR) return tmpdir();
+  try {
+    const shm = statfsSync('/dev/shm');
+    if (shm.type === TMPFS && shm.bavail * shm.bsize >= 1024 ** 3) return '/dev/shm';
+  } catch {
+    // no /dev/shm
+  }
+  return tmpdir();
+}
 
 let base: string;
 let template: string;
@@ -97,7 +117,7 @@ function makeTemplate(dir: string): void {
     writeFileSync(join(dir, secret.file), encryptedSecret(secret));
   }
 
-  // No hook samples and one pack: fewer files to copy for each run; no maintenance after commits.
+  // No hook samples, no maintenance (which could prune the shared objects) after commits.
   git(dir, 'init', '--quiet', '--template=');
   appendFileSync(join(dir, '.git', 'config'), '[maintenance]\n\tauto = false\n');
   // Links, which .gitignore's "node_modules/" and ".cache/" (folders) do not match.
@@ -105,7 +125,10 @@ function makeTemplate(dir: string): void {
   writeFileSync(join(dir, '.git', 'info', 'exclude'), 'node_modules\n.cache\n');
   git(dir, 'add', '--all');
   git(dir, 'commit', '--quiet', '--message', 'the project after an image bump');
-  git(dir, 'repack', '-a', '-d', '--quiet');
+  // One object store for the template and its copies: objects never change and a commit in a copy
+  // only adds some, so a copy needs none of its own.
+  renameSync(join(dir, '.git', 'objects'), join(base, 'objects'));
+  symlinkSync(join(base, 'objects'), join(dir, '.git', 'objects'));
 }
 
 interface Plan {
@@ -172,14 +195,29 @@ function exec(command: string, args: string[]): Promise<void> {
   });
 }
 
-/** A fresh copy of the template; `prepare` may change it before make runs. */
-async function copyOfTemplate(prepare?: (repo: string) => void): Promise<string> {
+/** A copy of the template, times and links kept (.cache/ stays the shared link): the synthesis reuses the bundles. */
+const copyTemplate = (repo: string) => exec('cp', ['-a', template, repo]);
+
+/**
+ * The targets that write nothing into the project: they read dist/ and call the cluster. Their
+ * runs (and dry runs of the deploy) share one copy, which a test checks is unchanged at the end;
+ * every other run gets its own.
+ */
+const READ_ONLY_TARGETS = new Set(['', 'vergabe-diff', 'vergabe-status', 'vergabe-migrate', 'vergabe-rollback',
+  'vergabe-restart', 'vergabe-secrets-edit', 'vergabe-logs', 'vergabe-seed', 'vergabe-smoke']);
+let shared: string;
+
+const readsOnly = (target: string, options: MakeOptions) => !options.prepare && (READ_ONLY_TARGETS.has(target)
+  || (target === 'vergabe-deploy' && (options.vars ?? []).includes('DRY_RUN=1')));
+
+/** A folder for one run (its log, HOME and TMPDIR) and the project it runs in: its own copy or the shared one. */
+async function runFolder(target: string, options: MakeOptions): Promise<{ dir: string; repo: string }> {
   const dir = join(base, `run-${++runs}`);
   for (const sub of ['log/calls', 'log/state', 'home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
-  // Times and links kept (.cache/ stays the shared link): the synthesis reuses the bundles.
-  await exec('cp', ['-a', template, join(dir, 'repo')]);
-  prepare?.(join(dir, 'repo'));
-  return dir;
+  if (readsOnly(target, options)) return { dir, repo: shared };
+  await copyTemplate(join(dir, 'repo'));
+  options.prepare?.(join(dir, 'repo'));
+  return { dir, repo: join(dir, 'repo') };
 }
 
 interface MakeOptions {
@@ -193,10 +231,9 @@ interface MakeOptions {
   without?: string[];
 }
 
-/** `make [target] [VAR=value ...]` in a fresh copy, with the stand-ins and scenario variables. */
+/** `make [target] [VAR=value ...]` in a copy of the project, with the stand-ins and scenario variables. */
 async function make(target: string, options: MakeOptions): Promise<Run> {
-  const dir = await copyOfTemplate(options.prepare);
-  const repo = join(dir, 'repo');
+  const { dir, repo } = await runFolder(target, options);
   let standIns = STAND_INS;
   if (options.without) {
     standIns = join(dir, 'stand-ins');
@@ -232,7 +269,7 @@ async function make(target: string, options: MakeOptions): Promise<Run> {
 
 /**
  * The make runs of the tests, registered while the tests are collected and run before them, a
- * few at a time (each is a separate copy and log). A test reads its run through the getter.
+ * few at a time (each with its own log; runFolder says which copy). A test reads its run through the getter.
  */
 const scenarios: Array<{ target: string; options: MakeOptions | (() => MakeOptions); run?: Run }> = [];
 
@@ -328,10 +365,12 @@ function expectStoppedBeforeAnyChange(run: Run, reason: RegExp): void {
 }
 
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'deploy-test-'));
+  base = mkdtempSync(join(scratch(), 'deploy-test-'));
   template = join(base, 'template');
   makeTemplate(template);
   plan = readPlan(template);
+  shared = join(base, 'shared');
+  await copyTemplate(shared);
   await runScenarios(Math.max(2, cpus().length));
 }, 180_000);
 
@@ -353,6 +392,14 @@ describe('make help', () => {
       'vergabe-restart', 'vergabe-rollback', 'vergabe-secrets-edit', 'vergabe-secrets-init']));
     for (const name of targets) expect(help().stdout).toMatch(new RegExp(`^  ${name} +\\S.*$`, 'm'));
     expect(help().calls).toEqual([]);
+  });
+});
+
+describe('the copies of the project', () => {
+  test('the runs of read-only targets and dry runs leave the copy they share as committed', () => {
+    expect(scenarios.filter((entry) => entry.run?.repo === shared).length).toBeGreaterThan(10);
+    expect(git(shared, 'status', '--porcelain', '--untracked-files=all')).toBe('');
+    expect(git(shared, 'rev-parse', 'HEAD')).toBe(git(template, 'rev-parse', 'HEAD'));
   });
 });
 
