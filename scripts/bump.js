@@ -356,8 +356,16 @@ function show(value) {
   return value === undefined ? '(absent)' : JSON.stringify(value);
 }
 
-/** @param {Options} options */
-function main(options) {
+/**
+ * Where the lines of a run go: `out` what was done, `err` why nothing was.
+ * @typedef {{ out: (line: string) => void, err: (line: string) => void }} Output
+ */
+
+/**
+ * @param {Options} options
+ * @param {Output} output
+ */
+function main(options, output) {
   const { environment } = options;
   const relativeFile = `config/${environment}.yaml`;
   const file = path.join(root, relativeFile);
@@ -386,18 +394,18 @@ function main(options) {
   if (options.dryRun) {
     const { repository } = bump.environment.config.image;
     const digest = options.digest ? `@${options.digest}` : '';
-    console.log(`bump: valid, would write ${change} (dry run: nothing written)`);
-    console.log(`bump: the image would be ${repository}:${options.tag}${digest}`);
+    output.out(`bump: valid, would write ${change} (dry run: nothing written)`);
+    output.out(`bump: the image would be ${repository}:${options.tag}${digest}`);
     return;
   }
 
   const distLabel = `dist/${environment}`;
   const distBefore = readTree(path.join(root, 'dist'));
   if (bump.text === original) {
-    console.log(`bump: ${relativeFile} already names this image; synthesizing anyway`);
+    output.out(`bump: ${relativeFile} already names this image; synthesizing anyway`);
   } else {
     writeWhole(file, bump.text);
-    console.log(`bump: ${change}`);
+    output.out(`bump: ${change}`);
   }
 
   const synth = synthesize();
@@ -414,28 +422,42 @@ function main(options) {
     .map(([name, content]) => [mine ? name.slice(environment.length + 1) : name, content]));
   const changes = describeChanges(distLabel, part(distBefore, true), part(distAfter, true));
   if (changes.length === 0) {
-    console.log(`bump: ${distLabel}/ is unchanged`);
+    output.out(`bump: ${distLabel}/ is unchanged`);
   } else {
-    console.log(`bump: ${distLabel}/ changed (review, then commit ${relativeFile} with ${distLabel}/):`);
-    for (const line of changes) console.log(line);
+    output.out(`bump: ${distLabel}/ changed (review, then commit ${relativeFile} with ${distLabel}/):`);
+    for (const line of changes) output.out(line);
   }
   const others = [...new Set([...part(distBefore, false).keys(), ...part(distAfter, false).keys()])]
     .filter((name) => distBefore.get(name) !== distAfter.get(name));
   if (others.length > 0) {
     // Synthesis writes every environment: these were not up to date with their configuration.
     const list = others.map((name) => `dist/${name}`).join(', ');
-    console.log(`bump: also changed (they were out of date with the code or their config): ${list}`);
+    output.out(`bump: also changed (they were out of date with the code or their config): ${list}`);
+  }
+}
+
+/**
+ * The command line `argv` (the arguments after the script's name).
+ * @param {string[]} argv
+ * @param {Output} output
+ * @returns {0 | 1} the exit code
+ */
+function cli(argv, output) {
+  try {
+    main(parseArguments(argv), output);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof BumpError)) throw error;
+    output.err(error.lines.join('\n'));
+    return 1;
   }
 }
 
 if (require.main === module) {
-  try {
-    main(parseArguments(process.argv.slice(2)));
-  } catch (error) {
-    if (!(error instanceof BumpError)) throw error;
-    console.error(error.lines.join('\n'));
-    process.exitCode = 1;
-  }
+  process.exitCode = cli(process.argv.slice(2), {
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+  });
 }
 
-module.exports = { changedRuns, describeChanges };
+module.exports = { changedRuns, describeChanges, cli };

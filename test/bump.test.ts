@@ -1,8 +1,10 @@
 /*
  * `node scripts/bump.js` (make vergabe-bump) as the operator runs it, in a temporary copy of the
  * project made a git repository, so that `git diff` (not the script's own comparison) shows
- * exactly what a bump changed. Each test starts from the baseline commit; the bump to a tag and
- * digest, and the bump to a new tag after it, run once and several tests read what they changed.
+ * exactly what a bump changed. Each test starts from the baseline commit; one chain of valid
+ * bumps runs once, and several tests read what each changed. Runs that stop before synthesis
+ * (bad input, --dry-run) call the script's cli() in this process; the others, and an unknown
+ * environment, run it as a command.
  */
 import { readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
@@ -18,6 +20,18 @@ let copy: string;
 
 function bump(...args: string[]) {
   return project.run(process.execPath, ['scripts/bump.js', ...args]);
+}
+
+/** The copy's scripts/bump.js through its cli(), in this process: its exit code and output. */
+function bumpHere(...args: string[]): RunResult {
+  const { cli } = require(join(copy, 'scripts', 'bump.js')) as typeof import('../scripts/bump');
+  let stdout = '';
+  let stderr = '';
+  const status = cli(args, {
+    out: (line) => { stdout += `${line}\n`; },
+    err: (line) => { stderr += `${line}\n`; },
+  });
+  return { status, stdout, stderr };
 }
 
 const changedFiles = () => project.changedFiles();
@@ -93,10 +107,15 @@ function bumped(...args: string[]): Bumped {
 }
 
 describe('a valid bump', () => {
-  /** From the baseline to COMMIT with DIGEST, then from there to a new tag without a digest. */
+  /**
+   * One chain of bumps, each read against the baseline: to COMMIT without a digest, then to COMMIT
+   * with DIGEST, then to a new tag without a digest.
+   */
+  let tagOnly: Bumped;
   let withDigest: Bumped;
   let newTag: Bumped;
   beforeAll(() => {
+    tagOnly = bumped('--tag', COMMIT);
     withDigest = bumped('--tag', COMMIT, '--digest', DIGEST);
     newTag = bumped('--tag', 'abcdef0');
     project.reset();
@@ -130,7 +149,7 @@ describe('a valid bump', () => {
   });
 
   test('prints the configuration change and each changed line of dist/<environment>/, old and new', () => {
-    const { stdout } = bump('--env', 'production', '--tag', COMMIT);
+    const { stdout } = tagOnly.result;
     expect(stdout).toContain(`config/production.yaml: image.tag "${OLD_TAG}" → "${COMMIT}", image.digest null → null`);
     expect(stdout).toMatch(/^ {2}dist\/production\/60-app\.yaml$/m);
     expect(stdout).toMatch(/^ {4}line [0-9]+:\n {6}- image: .*:0000000\n {6}\+ image: .*:3f2c1e0a9b8d/m);
@@ -154,7 +173,7 @@ describe('a valid bump', () => {
   });
 
   test('--dry-run validates and shows the change, writes nothing', () => {
-    const result = bump('--env', 'production', '--tag', COMMIT, '--dry-run');
+    const result = bumpHere('--env', 'production', '--tag', COMMIT, '--dry-run');
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^bump: valid, would write config\/production\.yaml: image\.tag "0000000" → "3f2c/m);
     // scripts/image.sh reads the repository it pushes to from this line.
@@ -173,7 +192,7 @@ describe('bad input: a clear error, exit 1, config and dist byte for byte as bef
     ['a bad digest', ['--tag', COMMIT, '--digest', 'sha256:123'],
       'config production: image.digest "sha256:123" is not an image digest ("sha256:" and 64 lowercase hex digits)'],
   ])('%s', (_case, args, problem) => {
-    const result = bump('--env', 'production', ...args);
+    const result = bumpHere('--env', 'production', ...args);
     expect(result.status).toBe(1);
     expect(result.stderr.split('\n')).toContain(problem);
     expect(result.stderr).toMatch(/^bump: nothing written; config\/production\.yaml and dist\/ are unchanged$/m);
@@ -192,7 +211,7 @@ describe('bad input: a clear error, exit 1, config and dist byte for byte as bef
   });
 
   test('a missing --tag prints the usage', () => {
-    const result = bump('--env', 'production');
+    const result = bumpHere('--env', 'production');
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/^bump: --tag is required\nusage: node scripts\/bump\.js --env/);
     expect(changedFiles()).toEqual([]);
@@ -214,17 +233,22 @@ describe('the bundle of lib/image-bump.ts kept in .cache/bump/', () => {
   const hash = 'a git commit hash (7 to 40 lowercase hex digits)';
   const bundle = () => statSync(join(copy, '.cache', 'bump', 'image-bump.js'));
   const problem = () => bump('--env', 'production', '--tag', 'latest').stderr.split('\n')[0];
+  let first: string;
+  let kept: ReturnType<typeof bundle>;
+  beforeAll(() => {
+    first = problem();
+    kept = bundle();
+  });
 
   test('is used again while its sources are unchanged', () => {
-    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
-    const kept = bundle();
-    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
+    expect(first).toBe(`config production: image.tag "latest" is not ${hash}`);
+    expect(problem()).toBe(first);
     expect(bundle().ino).toBe(kept.ino);
     expect(bundle().mtimeMs).toBe(kept.mtimeMs);
   });
 
   test('is bundled again when a file it was built from changes, never run stale', () => {
-    expect(problem()).toBe(`config production: image.tag "latest" is not ${hash}`);
+    expect(first).toBe(`config production: image.tag "latest" is not ${hash}`);
     // The message of a value that breaks its pattern, as lib/config.ts writes it, edited at its source.
     const source = join(copy, 'lib', 'config.ts');
     const original = readFileSync(source, 'utf8');

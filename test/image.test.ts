@@ -59,8 +59,10 @@ beforeAll(() => {
 
 afterEach(() => {
   project.reset();
-  git(app, 'reset', '-q', '--hard');
-  git(app, 'clean', '-fdq');
+  if (git(app, 'status', '--porcelain') !== '') {
+    git(app, 'reset', '-q', '--hard');
+    git(app, 'clean', '-fdq');
+  }
   rmSync(dockerLog, { force: true });
 });
 

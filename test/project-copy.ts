@@ -100,6 +100,7 @@ export function copyProject(prefix: string): ProjectCopy {
     changedFiles: () => git(dir, 'status', '--porcelain', '--untracked-files=all')
       .split('\n').filter(Boolean).map((l) => l.slice(3)).sort(),
     reset: () => {
+      if (git(dir, 'status', '--porcelain', '--untracked-files=all') === '') return;
       git(dir, 'reset', '-q', '--hard');
       git(dir, 'clean', '-fdq');
     },
