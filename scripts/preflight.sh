@@ -323,13 +323,13 @@ check_database_cluster() {
 # A Certificate ordered before DNS points here fails validation and counts against Let's
 # Encrypt's rate limits; any other address (an AAAA record too) may take the challenge.
 check_dns() {
-  local host address found line addresses=()
+  local host address found ip addresses=()
   local -A seen=()
   host=$(setting host)
   address=$(setting ingressAddress)
-  while read -r line _; do
-    [ -n "${seen[$line]+set}" ] || addresses+=("$line")
-    seen[$line]=1
+  while read -r ip _; do
+    [ -n "${seen[$ip]+set}" ] || addresses+=("$ip")
+    seen[$ip]=1
   done < <(getent ahosts "$host" || true)
   found=${addresses[*]}
   [ -n "$found" ] || die "$host does not resolve: create its DNS record (A $address) first"
