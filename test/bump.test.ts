@@ -253,7 +253,7 @@ describe('the bundle of lib/image-bump.ts kept in .cache/bump/', () => {
     const source = join(copy, 'lib', 'config.ts');
     const original = readFileSync(source, 'utf8');
     const edited = original.replace(' ${value} is not ${hint}`', ' ${value} is still not ${hint}`');
-    if (edited === original) throw new Error('lib/config.ts has no message "${value} is not ${hint}" to edit');
+    if (edited === original) throw new Error('lib/config.ts has no "${value} is not ${hint}" to edit');
     writeFileSync(source, edited);
     expect(problem()).toBe(`config production: image.tag "latest" is still not ${hash}`);
     writeFileSync(source, original);

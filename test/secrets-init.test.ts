@@ -228,7 +228,8 @@ describe('secrets-init refuses', () => {
     const bin = mkdtempSync(join(tmpdir(), 'vergabe-bin-'));
     trees.push(bin);
     const tools = ['node', 'dirname', 'grep', 'head', 'mktemp', 'mkdir', 'mv', 'rm'];
-    const found = spawnSync(BASH, ['-c', 'command -v "$@"', '-', ...tools], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const lookup = spawnSync(BASH, ['-c', 'command -v "$@"', '-', ...tools], { encoding: 'utf8' });
+    const found = lookup.stdout.trim().split('\n');
     expect(found).toHaveLength(tools.length);
     tools.forEach((tool, i) => symlinkSync(found[i], join(bin, tool)));
     const result = init(root, {}, bin);
