@@ -14,8 +14,8 @@
  */
 import { spawn, spawnSync } from 'child_process';
 import {
-  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync,
-  statfsSync, statSync, symlinkSync, writeFileSync,
+  accessSync, appendFileSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync,
+  renameSync, rmSync, statfsSync, statSync, symlinkSync, writeFileSync,
 } from 'fs';
 import { cpus, tmpdir } from 'os';
 import { join } from 'path';
@@ -34,23 +34,25 @@ const ENV = 'production';
 const NOT_COPIED = new Set(['node_modules', '.git', '.cache', 'test', 'coverage', '__snapshots__', 'docs', '.ci',
   'README.md', 'cdk8s.yaml', 'jest.config.js', 'package-lock.json']);
 
-/** statfs's type of a tmpfs. */
-const TMPFS = 0x01021994;
-
 /**
  * Where the copies and logs go: thousands of small files, which a tmpfs keeps in memory at a
- * fraction of a disk's cost. Linux's /dev/shm when it is a tmpfs with room to spare and TMPDIR
- * names no other place; the system's temporary folder otherwise.
+ * fraction of a disk's cost. Linux's /dev/shm when TMPDIR names no other place and it is a
+ * writable tmpfs that lets the scripts run (no noexec, as containers often mount it) and has 1 GB
+ * to spare; the system's temporary folder otherwise.
  */
 function scratch(): string {
-  if (process.env.TMPDIR) return tmpdir();
+  const shm = '/dev/shm';
+  if (process.env.TMPDIR || !existsSync('/proc/mounts')) return tmpdir();
+  const mount = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' '))
+    .find(([, point, type]) => point === shm && type === 'tmpfs');
+  if (!mount || mount[3].split(',').some((option) => ['noexec', 'ro'].includes(option))) return tmpdir();
   try {
-    const shm = statfsSync('/dev/shm');
-    if (shm.type === TMPFS && shm.bavail * shm.bsize >= 1024 ** 3) return '/dev/shm';
+    accessSync(shm, constants.W_OK);
+    const { bavail, bsize } = statfsSync(shm);
+    return bavail * bsize >= 1024 ** 3 ? shm : tmpdir();
   } catch {
-    // no /dev/shm
+    return tmpdir();
   }
-  return tmpdir();
 }
 
 let base: string;
@@ -244,6 +246,8 @@ async function make(target: string, options: MakeOptions): Promise<Run> {
   }
   const child = spawn('make', target ? [target, ...(options.vars ?? [])] : [], {
     cwd: repo,
+    // No stdin: on a socket (node's pipes), bash would read /etc/bash.bashrc as if run by a remote shell.
+    stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 60_000,
     env: {
       PATH: `${standIns}:${process.env.PATH}`,
@@ -601,7 +605,8 @@ describe('the permission check', () => {
     const questions = [...asked.map((a) => `${a} app`), 'create secrets core', 'create jobs.batch core',
       'create jobs.batch all', 'delete jobs.batch all', 'create secrets other'];
     const result = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd: template, encoding: 'utf8',
-      env: { ...process.env, LIST: list, ASKED: questions.join('\n') } });
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, LANG: 'C.UTF-8', LIST: list, ASKED: questions.join('\n') } });
 
     expect(result.stderr).toBe('');
     expect(result.stdout.trim().split('\n')).toEqual(['yes create secrets app', 'yes get secrets app',
