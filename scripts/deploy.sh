@@ -10,7 +10,7 @@
 #   TIMEOUT_<RULE>, POLL_INTERVAL  see scripts/waits.sh
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=scripts/waits.sh
 source "$ROOT/scripts/waits.sh"
 # shellcheck source=scripts/lock.sh

@@ -4,7 +4,7 @@
 # diff could not be made. The Secrets from SOPS are not diffed: that would decrypt them.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
   plan_load

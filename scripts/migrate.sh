@@ -4,7 +4,7 @@
 # runs once: FORCE=1 deletes an existing Job of that name first, so it runs again.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=scripts/waits.sh
 source "$ROOT/scripts/waits.sh"
 # shellcheck source=scripts/lock.sh

@@ -10,7 +10,7 @@
 #   scripts/ops.sh secrets-edit   sops on secrets/$ENV/$NAME.sops.yaml
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=scripts/waits.sh
 source "$ROOT/scripts/waits.sh"
 # shellcheck source=scripts/lock.sh

@@ -3,7 +3,7 @@
 # looked up; a part that does not exist says "not found" instead of failing the target.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=scripts/lock.sh
 source "$ROOT/scripts/lock.sh"
 
