@@ -3,8 +3,8 @@
  * project made a git repository, so that `git diff` (not the script's own comparison) shows
  * exactly what a bump changed. Each test starts from the baseline commit; one chain of valid
  * bumps runs once, and several tests read what each changed. Runs that stop before synthesis
- * (bad input, --dry-run) call the script's cli() in this process; the others, and an unknown
- * environment, run it as a command.
+ * (bad input, --dry-run, the kept bundle's checks) call the script's cli() in this process; the
+ * others, and an unknown environment, run it as a command.
  */
 import { readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
@@ -232,7 +232,8 @@ describe('bad input: a clear error, exit 1, config and dist byte for byte as bef
 describe('the bundle of lib/image-bump.ts kept in .cache/bump/', () => {
   const hash = 'a git commit hash (7 to 40 lowercase hex digits)';
   const bundle = () => statSync(join(copy, '.cache', 'bump', 'image-bump.js'));
-  const problem = () => bump('--env', 'production', '--tag', 'latest').stderr.split('\n')[0];
+  // Each cli() call looks for the kept bundle on disk, as each run of the command does.
+  const problem = () => bumpHere('--env', 'production', '--tag', 'latest').stderr.split('\n')[0];
   let first: string;
   let kept: ReturnType<typeof bundle>;
   beforeAll(() => {
