@@ -8,7 +8,7 @@
 import { spawnSync, SpawnSyncOptions } from 'child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
-import { join } from 'path';
+import { basename, join } from 'path';
 import { ROOT } from './helpers';
 
 /** What a command did. */
@@ -65,17 +65,19 @@ function identity(dir: string): string | undefined {
 }
 
 /**
- * Copies the repository's synth bundles and their input stamps into `dir`. The synth there checks
- * them against the copy's own inputs by content, as in the repository, and bundles again on any
- * difference. V8's code caches are left out: they name the bundle file's times, which a copy
- * changes. When a synth in the repository rewrites the folder meanwhile, the copy is dropped.
+ * Copies the repository's synth bundles and their input stamps into `dir` (`bundles`: only those
+ * named, e.g. `['vendor']`). The synth there checks them against the copy's own inputs by content,
+ * as in the repository, and bundles again on any difference. V8's code caches are left out: they
+ * name the bundle file's times, which a copy changes. When a synth in the repository rewrites the
+ * folder meanwhile, the copy is dropped.
  */
-export function copySynthCache(dir: string): void {
+export function copySynthCache(dir: string, bundles: readonly string[] = ['main', 'vendor']): void {
   const from = join(ROOT, '.cache', 'synth');
   const to = join(dir, '.cache', 'synth');
   const before = identity(from);
   if (before === undefined) return;
-  cpSync(from, to, { recursive: true, filter: (file) => !file.endsWith('.v8') && !file.endsWith('.tmp') });
+  const wanted = new Set(bundles.flatMap((name) => [`${name}.js`, `${name}.inputs.json`]));
+  cpSync(from, to, { recursive: true, filter: (file) => file === from || wanted.has(basename(file)) });
   if (identity(from) !== before) rmSync(to, { recursive: true, force: true });
 }
 
