@@ -260,6 +260,16 @@ describe('secrets-init refuses', () => {
     ], standInLog(root).values);
   });
 
+  test('a manifest that cannot be made (plan.tsv lacks the role): nothing is encrypted or written', () => {
+    const root = tree({ plan: (plan) => plan.replace(/^setting\tdatabaseRole\t.*\n/m, '') });
+    const result = init(root);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('secret-manifest: dist plan.tsv has no setting databaseRole: run npm run synth');
+    expect(result.stderr).toContain(`cannot make the manifests of ${APP} ${DB} (see above); nothing was written`);
+    expect(secretsDir(root)).toEqual([]);
+    expect(standInLog(root).argv).toEqual(['--version']);
+  });
+
   test('usage errors exit 2: an unknown environment, dist/ not synthesized', () => {
     const root = tree();
     const unknown = spawnSync(BASH, [INIT, 'nowhere', '--root', root], { encoding: 'utf8' });
