@@ -297,9 +297,17 @@ const registrySkipped = once(() => {
   return { root, run, log: standInLog(root) };
 });
 
+const USER = 'ci-reader';
+const TOKEN = 'Tk4vQ9zLm2Xw7Rb5Hn8Jc3Fd';
+
+/** Then, on a copy of that tree, a run with REGISTRY_USER / REGISTRY_TOKEN. */
+const registryMade = once(() => {
+  const root = copyOf(registrySkipped().root);
+  const run = init(root, { REGISTRY_USER: USER, REGISTRY_TOKEN: TOKEN });
+  return { root, run, log: standInLog(root) };
+});
+
 describe('secrets-init with a registry pull Secret in the contract', () => {
-  const USER = 'ci-reader';
-  const TOKEN = 'Tk4vQ9zLm2Xw7Rb5Hn8Jc3Fd';
 
   test('is skipped with a clear message when REGISTRY_USER / REGISTRY_TOKEN are unset; the others are made', () => {
     const { root, run: result } = registrySkipped();
@@ -309,13 +317,12 @@ describe('secrets-init with a registry pull Secret in the contract', () => {
   });
 
   test('is made from REGISTRY_USER / REGISTRY_TOKEN for the image registry, the token never in a file or the output', () => {
-    const root = withRegistry();
-    const result = init(root, { REGISTRY_USER: USER, REGISTRY_TOKEN: TOKEN });
+    const { root, run: result, log } = registryMade();
     expect(result.status).toBe(0);
     expect(secretsDir(root)).toContain('vergabe-teilnahme-registry.sops.yaml');
     const auth = Buffer.from(`${USER}:${TOKEN}`).toString('base64');
     const expected = JSON.stringify({ auths: { 'gitea.coulomb.social': { username: USER, password: TOKEN, auth } } });
-    expect(value(standInLog(root).values, REGISTRY, '.dockerconfigjson').sha256).toBe(sha256(expected));
+    expect(value(log.values, REGISTRY, '.dockerconfigjson').sha256).toBe(sha256(expected));
     for (const file of allFiles(root)) {
       expectNoFragment(file.content, TOKEN);
       expect(file.content).not.toContain(auth);
@@ -325,8 +332,7 @@ describe('secrets-init with a registry pull Secret in the contract', () => {
 
   test('once the app and role Secrets exist, only the missing registry Secret is made', () => {
     expect(registrySkipped().run.status).toBe(0);
-    const root = copyOf(registrySkipped().root);
-    const result = init(root, { REGISTRY_USER: USER, REGISTRY_TOKEN: TOKEN });
+    const { root, run: result } = registryMade();
     expect(result.status).toBe(0);
     expect(secretsDir(root)).toEqual([
       'vergabe-db-credentials.sops.yaml', 'vergabe-teilnahme-app.sops.yaml', 'vergabe-teilnahme-registry.sops.yaml',
