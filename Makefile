@@ -33,9 +33,10 @@ help: ## list the targets and variables (this screen)
 	@printf '\nvariables:\n'
 	@sed -n 's/^## /  /p' $(MAKEFILE_LIST)
 
+# The scripts behind `npm run synth` and `npm run docs`, called without npm's own start-up.
 synth: ## write dist/ from config/ and the docs generated from it; review and commit the result
-	npm run --silent synth
-	npm run --silent docs
+	node scripts/synth.js
+	node scripts/docs.js
 
 test: ## type check and every test (npm test)
 	npm test

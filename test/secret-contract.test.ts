@@ -282,9 +282,12 @@ describe('repository files', () => {
     expect(rule.key_groups[0].age).toEqual([expect.stringMatching(/^age1replace/)]);
   });
 
-  test('an example shows each sops Secret of dist/production with its keys, under a name the deploy never reads', () => {
-    const contract = parse(readFileSync(join(ROOT, 'dist/production/secrets.yaml'), 'utf8'));
-    const dir = join(ROOT, 'secrets/production');
+  test.each(readdirSync(join(ROOT, 'dist')))('an example shows each sops Secret of dist/%s with its keys, '
+    + 'under a name the deploy never reads', (env) => {
+    const contract = parse(readFileSync(join(ROOT, `dist/${env}/secrets.yaml`), 'utf8'));
+    const plan = readFileSync(join(ROOT, `dist/${env}/plan.tsv`), 'utf8');
+    const role = /^setting\tdatabaseRole\t(\S+)$/m.exec(plan)![1];
+    const dir = join(ROOT, `secrets/${env}`);
     const examples = readdirSync(dir).filter((f) => f.endsWith('.example.yaml'))
       .map((f) => parse(readFileSync(join(dir, f), 'utf8')));
     for (const secret of contract.secrets.filter((s: any) => s.source === 'sops')) {
@@ -296,7 +299,7 @@ describe('repository files', () => {
       expect(Object.keys(example.stringData).sort()).toEqual([...secret.keys].sort());
       // Every secret value is an obvious fake; the role name is no secret.
       for (const [key, value] of Object.entries(example.stringData)) {
-        expect(value).toMatch(key === 'username' ? /^vergabe$/ : /EXAMPLE/);
+        expect(value).toMatch(key === 'username' ? new RegExp(`^${role}$`) : /EXAMPLE/);
       }
     }
     const registry = examples.find((e) => e.type === 'kubernetes.io/dockerconfigjson');
