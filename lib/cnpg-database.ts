@@ -1,5 +1,9 @@
 import { Construct } from 'constructs';
-import { Database, DatabaseSpecDatabaseReclaimPolicy, DatabaseSpecEnsure } from '../imports/cnpg-database-postgresql.cnpg.io';
+import {
+  Database,
+  DatabaseSpecDatabaseReclaimPolicy,
+  DatabaseSpecEnsure,
+} from '../imports/cnpg-database-postgresql.cnpg.io';
 import {
   DatabaseRole,
   DatabaseRoleSpecDatabaseRoleReclaimPolicy,

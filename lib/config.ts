@@ -30,7 +30,9 @@ let checked = false;
 /** Validates with the generated validator, once it is known to match the schema. */
 function validate(data: unknown): ErrorObject[] {
   if (!checked && validator.schemaHash !== schemaHash(environmentSchema)) {
-    throw new ConfigError(['config: lib/config-validator.js was made from another schema: run npm run validator']);
+    throw new ConfigError([
+      'config: lib/config-validator.js was made from another schema: run npm run validator',
+    ]);
   }
   checked = true;
   return validator(data) ? [] : [...(validator.errors ?? [])];
@@ -40,7 +42,8 @@ function validate(data: unknown): ErrorObject[] {
 function fieldPath(instancePath: string, extra?: string): string {
   const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(extra);
-  return parts.map((p, i) => (/^[0-9]+$/.test(p) ? `[${p}]` : (i === 0 ? p : `.${p}`))).join('') || '(top level)';
+  const path = parts.map((p, i) => (/^[0-9]+$/.test(p) ? `[${p}]` : (i === 0 ? p : `.${p}`))).join('');
+  return path || '(top level)';
 }
 
 function describeError(error: ErrorObject): string | undefined {
@@ -126,7 +129,9 @@ export function requiredConnections(config: EnvironmentConfig): number {
 export function parseEnvironment(name: string, data: unknown): Environment {
   const prefix = `config ${name}:`;
   if (!ENVIRONMENT_NAME.test(name)) {
-    throw new ConfigError([`${prefix} the environment name "${name}" is not a DNS-1123 label of 1 to 32 characters`]);
+    throw new ConfigError([
+      `${prefix} the environment name "${name}" is not a DNS-1123 label of 1 to 32 characters`,
+    ]);
   }
   const errors = validate(data);
   const problems = errors.map(describeError).filter((p): p is string => p !== undefined);

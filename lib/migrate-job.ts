@@ -103,7 +103,8 @@ export class MigrateJob extends Construct {
     this.jobName = `${app.name}-migrate-${hash}`;
     this.node.addValidation({
       validate: () => (this.jobName.length > MAX_NAME_LENGTH
-        ? [`MigrateJob name "${this.jobName}" is longer than ${MAX_NAME_LENGTH} characters; shorten the app name`]
+        ? [`MigrateJob name "${this.jobName}" is longer than ${MAX_NAME_LENGTH} characters; `
+          + 'shorten the app name']
         : []),
     });
 

@@ -67,7 +67,8 @@ export function summary(outDir: string, files: OutputFile[]): string {
   const width = Math.max(...files.map((f) => f.path.length)) + outDir.length + 3;
   return files.map((file) => {
     const kinds = [...file.content.matchAll(/^kind: (\S+)$/gm)].map((m) => m[1]);
-    const what = kinds.length > 0 ? `${kinds.length} object${kinds.length === 1 ? '' : 's'} (${kinds.join(', ')})` : 'data';
+    const objects = `${kinds.length} object${kinds.length === 1 ? '' : 's'} (${kinds.join(', ')})`;
+    const what = kinds.length > 0 ? objects : 'data';
     return `${join(outDir, file.path).padEnd(width)}${what}`;
   }).join('\n');
 }

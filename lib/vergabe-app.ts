@@ -224,12 +224,13 @@ export class VergabeApp extends Construct {
       source: 'sops',
       purpose: 'Django SECRET_KEY and the database password of the app and the migration Job',
     });
+    const secretKey = (key: string): k8s.SecretKeySelector => ({ name: appSecretName, key });
     this.containerEnv = {
       envFrom: [{ configMapRef: { name: configMapName } }],
       env: [
-        { name: 'SECRET_KEY', valueFrom: { secretKeyRef: { name: appSecretName, key: APP_SECRET_KEYS.djangoSecretKey } } },
+        { name: 'SECRET_KEY', valueFrom: { secretKeyRef: secretKey(APP_SECRET_KEYS.djangoSecretKey) } },
         // libpq (and so psycopg) reads PGPASSWORD when the connection settings carry none.
-        { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: appSecretName, key: APP_SECRET_KEYS.databasePassword } } },
+        { name: 'PGPASSWORD', valueFrom: { secretKeyRef: secretKey(APP_SECRET_KEYS.databasePassword) } },
       ],
     };
 
@@ -282,7 +283,12 @@ export class VergabeApp extends Construct {
       spec: {
         type: 'ClusterIP',
         selector: selectorLabels(props.name, 'web'),
-        ports: [{ name: 'http', port: this.servicePort, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
+        ports: [{
+          name: 'http',
+          port: this.servicePort,
+          targetPort: k8s.IntOrString.fromString('http'),
+          protocol: 'TCP',
+        }],
       },
     });
   }
@@ -341,7 +347,10 @@ export class VergabeApp extends Construct {
 
   private networkPolicy(): void {
     const { props } = this;
-    const tcp = (port: number): k8s.NetworkPolicyPort => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) });
+    const tcp = (port: number): k8s.NetworkPolicyPort => ({
+      protocol: 'TCP',
+      port: k8s.IntOrString.fromNumber(port),
+    });
     const inNamespace = (name: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': name } });
 
     new k8s.KubeNetworkPolicy(this, 'network-policy', {
@@ -350,7 +359,9 @@ export class VergabeApp extends Construct {
         // Only the app's own pods: cert-manager's HTTP-01 solver pods in this namespace stay reachable.
         podSelector: {
           matchLabels: { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/instance': props.name },
-          matchExpressions: [{ key: 'app.kubernetes.io/component', operator: 'In', values: ['web', 'migrate'] }],
+          matchExpressions: [
+            { key: 'app.kubernetes.io/component', operator: 'In', values: ['web', 'migrate'] },
+          ],
         },
         policyTypes: ['Ingress', 'Egress'],
         ingress: [{
@@ -429,7 +440,10 @@ export class VergabeApp extends Construct {
           ? { type: 'Recreate' }
           : {
             type: 'RollingUpdate',
-            rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+            rollingUpdate: {
+              maxSurge: k8s.IntOrString.fromNumber(1),
+              maxUnavailable: k8s.IntOrString.fromNumber(0),
+            },
           },
         revisionHistoryLimit: 5,
         progressDeadlineSeconds: 600,
@@ -458,7 +472,12 @@ export class VergabeApp extends Construct {
               securityContext: this.containerSecurityContext,
               volumeMounts: mounts,
               startupProbe: { httpGet: healthCheck, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 36 },
-              readinessProbe: { httpGet: healthCheck, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+              readinessProbe: {
+                httpGet: healthCheck,
+                periodSeconds: 10,
+                timeoutSeconds: 3,
+                failureThreshold: 3,
+              },
               // Liveness only asks whether gunicorn accepts connections: a database outage must not
               // restart every pod.
               livenessProbe: {
