@@ -174,7 +174,8 @@ run_phases() {
 prune_pass() {
   local ns row prunable=0
   ns=$(setting namespace)
-  announce "prune: the prunable objects again, as ApplySet $APPLYSET_PARENT; kubectl deletes the ones gone from $DIST"
+  announce "prune: the prunable objects again, as ApplySet $APPLYSET_PARENT;" \
+    "kubectl deletes the ones gone from $DIST"
   for row in "${OBJECT_ROWS[@]}"; do
     [[ $row != *$'\t'prune ]] || prunable=$((prunable + 1))
   done
@@ -183,8 +184,9 @@ prune_pass() {
     return 0
   fi
   if dry_run; then
-    printf '  $ node scripts/prune-set.js --env %q | KUBECTL_APPLYSET=true kubectl --context %q %s -n %q -f -\n' \
-      "$ENV" "$KUBE_CONTEXT" "${APPLYSET_APPLY[*]}" "$ns"
+    printf '  $ node scripts/prune-set.js --env %q' "$ENV"
+    printf ' | KUBECTL_APPLYSET=true kubectl --context %q %s -n %q -f -\n' \
+      "$KUBE_CONTEXT" "${APPLYSET_APPLY[*]}" "$ns"
     return 0
   fi
   node scripts/prune-set.js --env "$ENV" | KUBECTL_APPLYSET=true kc "${APPLYSET_APPLY[@]}" -n "$ns" -f - ||
