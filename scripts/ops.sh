@@ -69,7 +69,8 @@ rollback() {
   announce "rolling $target back to its previous revision${TO_REVISION:+ ($TO_REVISION)}"
   kcn "$ns" rollout undo "$target" ${TO_REVISION:+"--to-revision=$TO_REVISION"}
   kcn "$ns" rollout status "$target" --timeout="${TIMEOUT_ROLLOUT}s"
-  say "now running: $(read_field deployment.apps "$ns" "${target#*/}" '{.spec.template.spec.containers[0].image}')"
+  say "now running: $(read_field deployment.apps "$ns" "${target#*/}" \
+    '{.spec.template.spec.containers[0].image}')"
   say "not reversed: the migrations of the newer version. dist/ still names $(setting image):"
   say "revert the image bump in git and make vergabe-deploy, or the next deploy rolls forward again."
 }
