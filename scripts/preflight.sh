@@ -31,7 +31,8 @@ check_plan() {
   for row in "${OBJECT_ROWS[@]}"; do
     IFS=$'\t' read -r id resource ns name wait prune <<<"$row"
     [[ $phases == *" $id "* ]] ||
-      die "$PLAN: object $(object_label "$resource" "$ns" "$name") is in phase $id, which the plan does not list"
+      die "$PLAN: object $(object_label "$resource" "$ns" "$name") is in phase $id," \
+        "which the plan does not list"
     [[ " ${WAIT_RULES[*]} " == *" $wait "* ]] ||
       die "$PLAN: object $(object_label "$resource" "$ns" "$name") has WAIT $wait; known: ${WAIT_RULES[*]}"
     [[ $prune == prune || $prune == keep ]] ||
@@ -303,7 +304,8 @@ check_database_cluster() {
     die "cannot read the Cluster $ns/$cluster: ${out%%$'\n'*}"
   IFS='|' read -r roles phase <<<"$out"
   [ "$phase" = "Cluster in healthy state" ] ||
-    die "the Cluster $ns/$cluster is not healthy (phase: ${phase:-none}): ask the platform team before deploying"
+    die "the Cluster $ns/$cluster is not healthy (phase: ${phase:-none}):" \
+      "ask the platform team before deploying"
   case $mode in
     DatabaseRole)
       [[ " $roles " != *" $role "* ]] || die "the Cluster $ns/$cluster lists role $role in" \
