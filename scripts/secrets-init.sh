@@ -55,12 +55,14 @@ check_creation_rules() {
 
 check_sops() {
   command -v sops >/dev/null 2>&1 \
-    || die "sops not found on PATH: install sops >= $SOPS_MIN_MAJOR.$SOPS_MIN_MINOR (https://github.com/getsops/sops/releases)"
+    || die "sops not found on PATH: install sops >= $SOPS_MIN_MAJOR.$SOPS_MIN_MINOR" \
+      "(https://github.com/getsops/sops/releases)"
   local version
   # No network check for a newer release: just the version line.
   version="$(SOPS_DISABLE_VERSION_CHECK=1 sops --version 2>/dev/null | head -n 1)" || true
   if [[ ! "$version" =~ ([0-9]+)\.([0-9]+)\.[0-9]+ ]]; then
-    die "cannot read the sops version (sops --version said \"$version\"); need >= $SOPS_MIN_MAJOR.$SOPS_MIN_MINOR"
+    die "cannot read the sops version (sops --version said \"$version\");" \
+      "need >= $SOPS_MIN_MAJOR.$SOPS_MIN_MINOR"
   fi
   local major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
   if ((major < SOPS_MIN_MAJOR || (major == SOPS_MIN_MAJOR && minor < SOPS_MIN_MINOR))); then
