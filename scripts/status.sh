@@ -50,7 +50,8 @@ migration() {
   if [ -z "$job" ]; then
     line "last Job" "not found"
   else
-    line "last Job" "${job#*/}: $(get job.batch "$ns" "${job#*/}" '{.status.conditions[?(@.status=="True")].type}')"
+    line "last Job" "${job#*/}: $(get job.batch "$ns" "${job#*/}" \
+      '{.status.conditions[?(@.status=="True")].type}')"
   fi
   line "dist/ wants" "$(setting migrationJob)"
 }
@@ -79,7 +80,8 @@ exposure() {
     address=$(get "$resource" "$ons" "$name" '{.status.loadBalancer.ingress[*].ip}')
     line ingress "$name: address $address, expected $(setting ingressAddress)"
   done
-  lock=$(get lease "$ns" "$LOCK_NAME" "held by $(annotation_path locked-by) since $(annotation_path locked-since)")
+  lock=$(get lease "$ns" "$LOCK_NAME" \
+    "held by $(annotation_path locked-by) since $(annotation_path locked-since)")
   line "deploy lock" "${lock/#not found/free}"
 }
 
