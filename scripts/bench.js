@@ -446,7 +446,9 @@ async function scale(copy, runs) {
   const figures = [];
   for (const [count, { wall, inside }] of samples) {
     const instances = `${count} instance${count === 1 ? '' : 's'}`;
-    figures.push({ label: `${instances}: whole process`, samples: wall, note: `${filesPerCount.get(count)} files` });
+    figures.push({
+      label: `${instances}: whole process`, samples: wall, note: `${filesPerCount.get(count)} files`,
+    });
     figures.push({ label: `${instances}: validate, build, render, write (inside)`, samples: inside });
   }
   printTable('Scale: N instances derived in memory from config/production.yaml, one process per N', figures);
