@@ -55,7 +55,9 @@ function pruneSet(env) {
       const object = doc.toJS();
       if (!object) continue;
       const resource = kubectlResource(object.apiVersion, object.kind);
-      if (keys.delete(`${resource} ${object.metadata.namespace ?? '-'} ${object.metadata.name}`)) documents.push(doc.toString({ lineWidth: 0 }));
+      if (keys.delete(`${resource} ${object.metadata.namespace ?? '-'} ${object.metadata.name}`)) {
+        documents.push(doc.toString({ lineWidth: 0 }));
+      }
     }
     for (const key of keys) throw new Error(`${planFile}: object ${key} is not in ${shown}`);
   }
