@@ -27,7 +27,9 @@ function generate() {
   });
   const module = { exports: /** @type {{ configValidatorSource?: () => string }} */ ({}) };
   new Function('module', 'exports', 'require', result.outputFiles[0].text)(module, module.exports, require);
-  if (!module.exports.configValidatorSource) throw new Error('lib/config-validator-source.ts exports no configValidatorSource');
+  if (!module.exports.configValidatorSource) {
+    throw new Error('lib/config-validator-source.ts exports no configValidatorSource');
+  }
   return module.exports.configValidatorSource();
 }
 
