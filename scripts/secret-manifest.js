@@ -63,9 +63,11 @@ function valueSource(secret, key) {
   if (key === 'database-password') return 'database-password';
   if (secret.type === 'kubernetes.io/basic-auth' && key === 'password') return 'database-password';
   if (secret.type === 'kubernetes.io/basic-auth' && key === 'username') return 'role';
-  if (secret.type === 'kubernetes.io/dockerconfigjson' && key === '.dockerconfigjson') return 'registry-credentials';
-  throw new Failure(`${secret.file}: Secret ${secret.namespace}/${secret.name}, key ${key}: no generator for this key; `
-    + `create the file by hand with sops (see secrets/*/*.example.yaml)`, 1);
+  if (secret.type === 'kubernetes.io/dockerconfigjson' && key === '.dockerconfigjson') {
+    return 'registry-credentials';
+  }
+  throw new Failure(`${secret.file}: Secret ${secret.namespace}/${secret.name}, key ${key}: `
+    + `no generator for this key; create the file by hand with sops (see secrets/*/*.example.yaml)`, 1);
 }
 
 /** @returns {string} a Django SECRET_KEY of DJANGO_KEY_LENGTH characters, each drawn uniformly. */
@@ -170,7 +172,9 @@ function render(secret, settings, databasePassword) {
 function dockerConfig(settings) {
   const user = process.env.REGISTRY_USER ?? '';
   const token = process.env.REGISTRY_TOKEN ?? '';
-  if (!user || !token) throw new Failure('REGISTRY_USER and REGISTRY_TOKEN must both be set for a registry pull Secret', 1);
+  if (!user || !token) {
+    throw new Failure('REGISTRY_USER and REGISTRY_TOKEN must both be set for a registry pull Secret', 1);
+  }
   const image = settings.get('image');
   if (!image) throw new Failure('dist plan.tsv has no setting image: run npm run synth', 2);
   const auth = Buffer.from(`${user}:${token}`).toString('base64');
@@ -179,7 +183,9 @@ function dockerConfig(settings) {
 
 /** @returns {Promise<string>} the database password given on stdin (one line). */
 async function passwordFromStdin() {
-  if (process.stdin.isTTY) throw new Failure('the database password is read from stdin (a pipe), not a terminal', 1);
+  if (process.stdin.isTTY) {
+    throw new Failure('the database password is read from stdin (a pipe), not a terminal', 1);
+  }
   // Read as a stream: a synchronous read of a pipe fails with EAGAIN when the writer made it non-blocking.
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
@@ -192,10 +198,13 @@ async function passwordFromStdin() {
 
 /** @param {string} text */
 function printSecretMaterial(text) {
-  if (process.stdout.isTTY) throw new Failure('refusing to print secret values to a terminal; pipe the output into sops', 1);
+  if (process.stdout.isTTY) {
+    throw new Failure('refusing to print secret values to a terminal; pipe the output into sops', 1);
+  }
   // A reader that quit early (sops failed and said why) is not worth a stack trace.
   process.stdout.on('error', (error) => {
-    process.stderr.write(`secret-manifest: cannot write the manifest (${/** @type {NodeJS.ErrnoException} */ (error).code})\n`);
+    const code = /** @type {NodeJS.ErrnoException} */ (error).code;
+    process.stderr.write(`secret-manifest: cannot write the manifest (${code})\n`);
     process.exit(1);
   });
   process.stdout.write(text);
