@@ -30,8 +30,9 @@ const https = require('https');
 const net = require('net');
 const tls = require('tls');
 
-const USAGE = 'usage: node scripts/smoke.js --host <host> --address <ip> --health-path <path> [--https-port 443] '
-  + '[--http-port 80] [--ca <PEM file>] [--accept-untrusted] [--min-days 14] [--timeout-ms 10000]';
+const USAGE = 'usage: node scripts/smoke.js --host <host> --address <ip> --health-path <path> '
+  + '[--https-port 443] [--http-port 80] [--ca <PEM file>] [--accept-untrusted] '
+  + '[--min-days 14] [--timeout-ms 10000]';
 const REDIRECTS = [301, 302, 303, 307, 308];
 const MAX_BODY = 2 * 1024 * 1024;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -71,7 +72,9 @@ function parseArgs(argv) {
   /** @type {Record<string, string>} */
   const values = {};
   let acceptUntrusted = false;
-  const valued = ['--host', '--address', '--health-path', '--https-port', '--http-port', '--ca', '--min-days', '--timeout-ms'];
+  const valued = [
+    '--host', '--address', '--health-path', '--https-port', '--http-port', '--ca', '--min-days', '--timeout-ms',
+  ];
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--accept-untrusted') {
@@ -90,7 +93,9 @@ function parseArgs(argv) {
     throw new UsageError(`--host ${values.host} is not a host name`);
   }
   if (!net.isIP(values.address)) throw new UsageError(`--address ${values.address} is not an IP address`);
-  if (!values['health-path'].startsWith('/')) throw new UsageError(`--health-path ${values['health-path']} must start with /`);
+  if (!values['health-path'].startsWith('/')) {
+    throw new UsageError(`--health-path ${values['health-path']} must start with /`);
+  }
   /** @param {string} name @param {number} fallback @param {number} min @param {number} max */
   const integer = (name, fallback, min, max) => {
     if (values[name] === undefined) return fallback;
@@ -105,9 +110,12 @@ function parseArgs(argv) {
     try {
       ca = fs.readFileSync(values.ca);
     } catch (error) {
-      throw new UsageError(`--ca ${values.ca} cannot be read (${/** @type {NodeJS.ErrnoException} */ (error).code})`);
+      const code = /** @type {NodeJS.ErrnoException} */ (error).code;
+      throw new UsageError(`--ca ${values.ca} cannot be read (${code})`);
     }
-    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${values.ca} holds no PEM certificate`);
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new UsageError(`--ca ${values.ca} holds no PEM certificate`);
+    }
   }
   return {
     host: values.host.toLowerCase(),
@@ -165,11 +173,13 @@ function get(o, scheme, path) {
       });
       response.on('end', () => {
         clearTimeout(deadline);
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') });
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body });
       });
       response.on('error', reject);
     });
-    const deadline = setTimeout(() => request.destroy(new Error(`no answer within ${o.timeoutMs} ms`)), o.timeoutMs);
+    const deadline = setTimeout(
+      () => request.destroy(new Error(`no answer within ${o.timeoutMs} ms`)), o.timeoutMs);
     request.on('error', (error) => {
       clearTimeout(deadline);
       reject(error);
@@ -200,7 +210,8 @@ function peerCertificate(o) {
       // The name is checked on its own below, so that trust and name failures are told apart.
       checkServerIdentity: () => undefined,
     });
-    const deadline = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${o.timeoutMs} ms`)), o.timeoutMs);
+    const deadline = setTimeout(
+      () => socket.destroy(new Error(`no TLS handshake within ${o.timeoutMs} ms`)), o.timeoutMs);
     socket.once('secureConnect', () => {
       clearTimeout(deadline);
       const cert = socket.getPeerCertificate(true);
@@ -357,7 +368,8 @@ function linkedAssets(html) {
     for (const a of tag[2].matchAll(/([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g)) {
       attributes[a[1].toLowerCase()] = (a[2] ?? a[3] ?? a[4] ?? '').replace(/&amp;/g, '&');
     }
-    if (tag[1].toLowerCase() === 'link' && /(^|\s)stylesheet(\s|$)/i.test(attributes.rel ?? '') && attributes.href) {
+    if (tag[1].toLowerCase() === 'link' && /(^|\s)stylesheet(\s|$)/i.test(attributes.rel ?? '')
+      && attributes.href) {
       assets.push({ kind: 'stylesheet', ref: attributes.href });
     } else if (tag[1].toLowerCase() === 'script' && attributes.src) {
       assets.push({ kind: 'script', ref: attributes.src });
