@@ -80,7 +80,9 @@ function parseOneDocument(text) {
   const nonEmpty = docs.filter((doc) => doc.contents !== null);
   if (nonEmpty.length === 0) return { problem: 'is empty; it must hold one encrypted Secret' };
   if (nonEmpty.length > 1) {
-    return { problem: `holds ${nonEmpty.length} YAML documents; it must hold exactly one Secret (one Secret per file)` };
+    return {
+      problem: `holds ${nonEmpty.length} YAML documents; it must hold exactly one Secret (one Secret per file)`,
+    };
   }
   try {
     return { doc: nonEmpty[0].toJS() };
@@ -108,11 +110,13 @@ function checkSopsBlock(sops) {
     problems.push('sops block has no age recipient (an entry with recipient age1... and its enc data key); '
       + 'the deploy decrypts with an age key: add the recipients in .sops.yaml, then sops updatekeys');
   } else if (usable.length < age.length) {
-    problems.push(`sops block has ${age.length - usable.length} malformed age entr${age.length - usable.length === 1 ? 'y' : 'ies'} `
+    const malformed = age.length - usable.length;
+    problems.push(`sops block has ${malformed} malformed age entr${malformed === 1 ? 'y' : 'ies'} `
       + '(each needs recipient age1... and enc with an age armored data key)');
   }
   if (!isEncryptedValue(sops.mac)) {
-    problems.push('sops block has no MAC (sops.mac must be an ENC[AES256_GCM,...] value); re-encrypt the file with sops');
+    problems.push('sops block has no MAC (sops.mac must be an ENC[AES256_GCM,...] value); '
+      + 're-encrypt the file with sops');
   }
   return problems;
 }
@@ -135,7 +139,9 @@ function checkSecretDocument(doc, expected) {
   }
 
   const metadata = isMap(doc.metadata) ? doc.metadata : {};
-  const plainOrEncrypted = (/** @type {unknown} */ value, /** @type {string} */ field, /** @type {string} */ want) => {
+  const plainOrEncrypted = (
+    /** @type {unknown} */ value, /** @type {string} */ field, /** @type {string} */ want,
+  ) => {
     if (value === want) return;
     if (isEncryptedValue(value)) {
       secret.push(`${field} is encrypted, so the file was not encrypted with the creation rules of .sops.yaml `
@@ -171,14 +177,16 @@ function checkSecretDocument(doc, expected) {
         keys.push({ key, problem: `value under ${section} is not encrypted (plain text left in the file); `
           + 'remove it and set it with sops (make vergabe-secrets-edit), which encrypts on save' });
       } else if (match[2] !== 'str') {
-        keys.push({ key, problem: `value under ${section} was encrypted as type ${match[2]}; Secret values must be `
-          + 'strings: quote it in sops edit' });
+        keys.push({ key, problem: `value under ${section} was encrypted as type ${match[2]}; `
+          + 'Secret values must be strings: quote it in sops edit' });
       }
     }
   }
   for (const key of expected.keys) {
     if (!present.has(key)) {
-      keys.push({ key, problem: 'is missing (neither under data nor stringData); add it with make vergabe-secrets-edit' });
+      keys.push({
+        key, problem: 'is missing (neither under data nor stringData); add it with make vergabe-secrets-edit',
+      });
     }
   }
 
@@ -211,7 +219,9 @@ function checkFile(file, shown, expected, env) {
   const result = checkSecretDocument(parsed.doc, expected);
   return [
     ...result.secret.map((problem) => ({ level: /** @type {const} */ ('error'), text: `${who}: ${problem}` })),
-    ...result.keys.map(({ key, problem }) => ({ level: /** @type {const} */ ('error'), text: `${who}, key ${key}: ${problem}` })),
+    ...result.keys.map(({ key, problem }) => ({
+      level: /** @type {const} */ ('error'), text: `${who}, key ${key}: ${problem}`,
+    })),
   ];
 }
 
@@ -230,7 +240,8 @@ function creationRuleRecipients(root, relative) {
     return { problem: '.sops.yaml is missing or does not parse; sops needs its creation rules' };
   }
   const rules = isMap(config) && Array.isArray(config.creation_rules) ? config.creation_rules : [];
-  const rule = rules.find((r) => isMap(r) && (typeof r.path_regex !== 'string' || new RegExp(r.path_regex).test(relative)));
+  const rule = rules.find((r) => isMap(r)
+    && (typeof r.path_regex !== 'string' || new RegExp(r.path_regex).test(relative)));
   if (!isMap(rule)) return { problem: `.sops.yaml has no creation rule for ${relative}` };
   /** @type {string[]} */
   const recipients = [];
@@ -281,8 +292,11 @@ function checkRecipients(root, files) {
     const missing = wanted.filter((r) => !have.has(r)).length;
     const extra = [...have].filter((r) => typeof r === 'string' && !wanted.includes(r)).length;
     if (missing > 0 || extra > 0) {
-      findings.push({ level: 'warning', text: `${relative}: encrypted for other recipients than .sops.yaml lists `
-        + `(${missing} missing, ${extra} not listed); run: sops updatekeys ${relative}` });
+      findings.push({
+        level: 'warning',
+        text: `${relative}: encrypted for other recipients than .sops.yaml lists `
+          + `(${missing} missing, ${extra} not listed); run: sops updatekeys ${relative}`,
+      });
     }
   }
   return findings;
@@ -312,12 +326,16 @@ function checkUnknownFiles(root, env, required) {
     const relative = `secrets/${env}/${entry.name}`;
     if (entry.name.endsWith('.sops.yaml')) {
       if (!required.has(relative)) {
-        findings.push({ level: 'warning', text: `${relative}: no Secret of dist/${env}/secrets.yaml needs this file, `
-          + 'so the deploy does not apply it; delete it if it is no longer used' });
+        findings.push({ level: 'warning', text: `${relative}: no Secret of dist/${env}/secrets.yaml `
+          + 'needs this file, so the deploy does not apply it; delete it if it is no longer used' });
       }
     } else if (!ALLOWED_OTHER_FILES.test(entry.name)) {
-      findings.push({ level: 'error', text: `${relative}: only <name>.sops.yaml (encrypted) and <name>.example.yaml `
-        + 'belong in this folder; if it is a decrypted Secret, delete it now (decrypted secrets never go on disk)' });
+      findings.push({
+        level: 'error',
+        text: `${relative}: only <name>.sops.yaml (encrypted) and <name>.example.yaml `
+          + 'belong in this folder; if it is a decrypted Secret, delete it now '
+          + '(decrypted secrets never go on disk)',
+      });
     }
   }
   return findings;
@@ -330,16 +348,21 @@ function checkUnknownFiles(root, env, required) {
  * @returns {RequiredSecret[]}
  */
 function loadContract(root, env) {
-  if (!ENV_NAME.test(env)) throw new UsageError(`--env ${JSON.stringify(env)} is not an environment name (lowercase letters, digits, -)`);
+  if (!ENV_NAME.test(env)) {
+    throw new UsageError(`--env ${JSON.stringify(env)} is not an environment name `
+      + '(lowercase letters, digits, -)');
+  }
   if (!fs.existsSync(path.join(root, 'config', `${env}.yaml`))) {
     /** @type {string[]} */
     let known = [];
     try {
-      known = fs.readdirSync(path.join(root, 'config')).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5));
+      known = fs.readdirSync(path.join(root, 'config'))
+        .filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5));
     } catch {
       // no config folder: the list stays empty
     }
-    throw new UsageError(`unknown environment ${env}: there is no config/${env}.yaml (known: ${known.join(', ') || 'none'})`);
+    throw new UsageError(`unknown environment ${env}: there is no config/${env}.yaml `
+      + `(known: ${known.join(', ') || 'none'})`);
   }
   const contractFile = `dist/${env}/secrets.yaml`;
   let text;
@@ -360,10 +383,13 @@ function loadContract(root, env) {
   return contract.secrets.map((/** @type {unknown} */ s, /** @type {number} */ i) => {
     if (!isMap(s) || typeof s.name !== 'string' || typeof s.namespace !== 'string' || typeof s.type !== 'string'
       || !Array.isArray(s.keys) || typeof s.source !== 'string') {
-      throw new UsageError(`${contractFile}: secrets[${i}] lacks name, namespace, type, keys or source: run npm run synth`);
+      throw new UsageError(`${contractFile}: secrets[${i}] lacks name, namespace, type, keys or source: `
+        + 'run npm run synth');
     }
-    if (s.source === 'sops' && (typeof s.file !== 'string' || !s.file.startsWith(`secrets/${env}/`) || !s.file.endsWith('.sops.yaml'))) {
-      throw new UsageError(`${contractFile}: secrets[${i}].file must be secrets/${env}/<name>.sops.yaml: run npm run synth`);
+    if (s.source === 'sops' && (typeof s.file !== 'string' || !s.file.startsWith(`secrets/${env}/`)
+      || !s.file.endsWith('.sops.yaml'))) {
+      throw new UsageError(`${contractFile}: secrets[${i}].file must be secrets/${env}/<name>.sops.yaml: `
+        + 'run npm run synth');
     }
     return /** @type {RequiredSecret} */ (s);
   });
@@ -384,7 +410,9 @@ function parseArgs(argv) {
   const secrets = [];
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i];
-    if (!['--env', '--root', '--check-file', '--secret'].includes(flag)) throw new UsageError(`unknown argument ${flag}`);
+    if (!['--env', '--root', '--check-file', '--secret'].includes(flag)) {
+      throw new UsageError(`unknown argument ${flag}`);
+    }
     if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
     if (flag === '--check-file') files.push(argv[i + 1]);
     else if (flag === '--secret') secrets.push(argv[i + 1]);
@@ -393,7 +421,8 @@ function parseArgs(argv) {
   if (!options.env) throw new UsageError('--env is required');
   if (files.length !== secrets.length) throw new UsageError('each --check-file needs its --secret');
   const root = path.resolve(options.root ?? path.join(__dirname, '..'));
-  return { env: options.env, root, checks: files.map((file, i) => ({ file: path.resolve(file), secret: secrets[i] })) };
+  const checks = files.map((file, i) => ({ file: path.resolve(file), secret: secrets[i] }));
+  return { env: options.env, root, checks };
 }
 
 /**
@@ -406,7 +435,9 @@ function run(args) {
     return {
       findings: args.checks.flatMap(({ file, secret }) => {
         const expected = contract.find((s) => s.name === secret);
-        if (!expected) throw new UsageError(`Secret ${secret} is not a sops Secret of dist/${args.env}/secrets.yaml`);
+        if (!expected) {
+          throw new UsageError(`Secret ${secret} is not a sops Secret of dist/${args.env}/secrets.yaml`);
+        }
         return checkFile(file, path.relative(args.root, file) || file, expected, args.env);
       }),
       checked: args.checks.length,
@@ -424,7 +455,8 @@ function run(args) {
     if (fs.existsSync(file)) existing.push({ relative, file });
   }
   findings.push(...checkRecipients(args.root, existing));
-  findings.push(...checkUnknownFiles(args.root, args.env, new Set(contract.map((s) => /** @type {string} */ (s.file)))));
+  const required = new Set(contract.map((s) => /** @type {string} */ (s.file)));
+  findings.push(...checkUnknownFiles(args.root, args.env, required));
   return { findings, checked: contract.length };
 }
 
@@ -445,7 +477,8 @@ function cli(argv) {
         status: 2,
         stdout: '',
         stderr: `secret-contract: ${error.message}\n`
-          + 'usage: node scripts/secret-contract.js --env <env> [--root <repo dir>] [--check-file <path> --secret <name>]...\n',
+          + 'usage: node scripts/secret-contract.js --env <env> [--root <repo dir>] '
+          + '[--check-file <path> --secret <name>]...\n',
       };
     }
     throw error;
