@@ -12,7 +12,12 @@ export const ROOT = join(__dirname, '..');
 export interface Manifest {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: any;
   data?: Record<string, string>;
 }
@@ -31,8 +36,10 @@ export function productionWith(change: (config: any) => void): any {
 
 /** Everything the output step writes for the given environments (name → parsed YAML data). */
 export function synth(...environments: Array<[string, unknown]>): OutputFile[] {
-  const parsed: Environment[] = environments.map(([name, data]) => parseEnvironment(name, structuredClone(data)));
-  return renderAll(parsed, (app, environment) => new VergabeChart(app, environment.name, { environment }).output());
+  const parsed: Environment[] = environments.map(
+    ([name, data]) => parseEnvironment(name, structuredClone(data)));
+  return renderAll(parsed,
+    (app, environment) => new VergabeChart(app, environment.name, { environment }).output());
 }
 
 /** The objects of the phase files among `files` (plan, secrets list and fragments excluded). */
@@ -45,7 +52,9 @@ export function manifests(files: OutputFile[]): Manifest[] {
 /** The single object of a kind (and optional name); fails the test when there is not exactly one. */
 export function one(objects: Manifest[], kind: string, name?: string): Manifest {
   const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  if (found.length !== 1) {
+    throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  }
   return found[0];
 }
 
