@@ -46,7 +46,8 @@ export function run(command: string, args: string[], options: SpawnSyncOptions):
 
 /** `git` with a fixed identity (the copy's commits are throwaway). */
 export function git(cwd: string, ...args: string[]): string {
-  const result = run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd });
+  const identity = ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid'];
+  const result = run('git', [...identity, ...args], { cwd });
   if (result.status !== 0) throw new Error(`git ${args.join(' ')} failed in ${cwd}:\n${result.stderr}`);
   return result.stdout;
 }
