@@ -35,7 +35,8 @@ test('imports/*.ts is what cdk8s import generates from cdk8s.yaml', () => {
     const committed = readdirSync(join(ROOT, 'imports')).filter((f) => f.endsWith('.ts')).sort();
     expect(generated).toEqual(committed);
     for (const file of committed) {
-      expect(readFileSync(join(copy, 'imports', file), 'utf8')).toBe(readFileSync(join(ROOT, 'imports', file), 'utf8'));
+      expect(readFileSync(join(copy, 'imports', file), 'utf8'))
+        .toBe(readFileSync(join(ROOT, 'imports', file), 'utf8'));
     }
   } finally {
     rmSync(copy, { recursive: true, force: true });
