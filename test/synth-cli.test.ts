@@ -4,7 +4,9 @@
  * with the repository's synth bundles (the synth checks them against its inputs).
  */
 import { spawnSync } from 'child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
+import {
+  cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from 'fs';
 import { tmpdir } from 'os';
 import { join, relative } from 'path';
 import { ROOT } from './helpers';
@@ -66,8 +68,10 @@ test('a good configuration writes dist/<environment>/ and prints what it wrote',
 test.each<[string, string, (text: string) => string, RegExp]>([
   ['an invalid image tag', 'production', (t) => t.replace(/tag: "[0-9a-f]+"/, 'tag: latest'),
     /^config production: image\.tag "latest" is not a git commit hash/m],
-  ['a YAML syntax error', 'production', (t) => `${t}\n  broken: [\n`, /^config production: .*production\.yaml:[0-9]+:[0-9]+: YAML syntax error/m],
-  ['an unknown key', 'production', (t) => t.replace('kubeContext:', 'kubeContxt:'), /^config production: kubeContxt is not a known setting/m],
+  ['a YAML syntax error', 'production', (t) => `${t}\n  broken: [\n`,
+    /^config production: .*production\.yaml:[0-9]+:[0-9]+: YAML syntax error/m],
+  ['an unknown key', 'production', (t) => t.replace('kubeContext:', 'kubeContxt:'),
+    /^config production: kubeContxt is not a known setting/m],
 ])('%s exits 1 with a clear line, no stack trace, dist/ untouched', (_case, environment, edit, message) => {
   const before = snapshotDist();
   const original = readFileSync(join(copy, 'config', `${environment}.yaml`), 'utf8');
@@ -87,7 +91,8 @@ test.each<[string, string, (text: string) => string, RegExp]>([
 test('one bad environment among good ones writes nothing at all', () => {
   const before = snapshotDist();
   const good = readFileSync(join(copy, 'config', 'production.yaml'), 'utf8');
-  writeFileSync(join(copy, 'config', 'zz-broken.yaml'), good.replace('host: vergabe-teilnahme.whywhynot.de', 'host: not a host'));
+  writeFileSync(join(copy, 'config', 'zz-broken.yaml'),
+    good.replace('host: vergabe-teilnahme.whywhynot.de', 'host: not a host'));
   try {
     const result = runSynth();
     expect(result.status).toBe(1);
