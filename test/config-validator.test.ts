@@ -10,7 +10,8 @@ import { join } from 'path';
 import { ROOT } from './helpers';
 
 test('the committed validator is what npm run validator generates from the schema', () => {
-  const result = spawnSync(process.execPath, ['scripts/validator.js', '--check'], { cwd: ROOT, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, ['scripts/validator.js', '--check'],
+    { cwd: ROOT, encoding: 'utf8' });
   expect(result.stderr).toBe('');
   expect(result.status).toBe(0);
 });
@@ -23,7 +24,8 @@ test('synth refuses a validator generated from another schema, and writes nothin
     }
     symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
     const schemaFile = join(copy, 'lib', 'config-schema.ts');
-    writeFileSync(schemaFile, readFileSync(schemaFile, 'utf8').replace("default: '/healthz'", "default: '/health'"));
+    writeFileSync(schemaFile,
+      readFileSync(schemaFile, 'utf8').replace("default: '/healthz'", "default: '/health'"));
 
     const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: copy, encoding: 'utf8' });
 
