@@ -3,7 +3,8 @@ import { configData, Manifest, manifests, one, synth } from './helpers';
 
 const files = synth(['production', configData('production')], ['staging', configData('staging')]);
 const stagingFiles = files.filter((f) => f.path.startsWith('staging/'));
-const byEnvironment = (environment: string): Manifest[] => manifests(files.filter((f) => f.path.startsWith(`${environment}/`)));
+const byEnvironment = (environment: string): Manifest[] =>
+  manifests(files.filter((f) => f.path.startsWith(`${environment}/`)));
 const production = byEnvironment('production');
 const staging = byEnvironment('staging');
 
@@ -17,7 +18,8 @@ describe('staging is built from the same constructs as production', () => {
   test('the same kinds of objects in the same phases', () => {
     const shape = (objects: Manifest[]) => objects.map((o) => o.kind);
     expect(shape(staging)).toEqual(shape(production));
-    const phaseFiles = (env: string) => files.filter((f) => f.path.startsWith(`${env}/`)).map((f) => f.path.slice(env.length));
+    const phaseFiles = (env: string) =>
+      files.filter((f) => f.path.startsWith(`${env}/`)).map((f) => f.path.slice(env.length));
     expect(phaseFiles('staging')).toEqual(phaseFiles('production'));
   });
 
@@ -27,7 +29,8 @@ describe('staging is built from the same constructs as production', () => {
     expect(one(staging, 'Certificate').spec.issuerRef).toEqual({
       group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'letsencrypt-staging',
     });
-    expect(one(staging, 'Database').spec).toEqual(expect.objectContaining({ name: 'vergabe_staging_db', owner: 'vergabe_staging' }));
+    expect(one(staging, 'Database').spec)
+      .toEqual(expect.objectContaining({ name: 'vergabe_staging_db', owner: 'vergabe_staging' }));
     expect(one(staging, 'DatabaseRole').spec.name).toBe('vergabe_staging');
   });
 
@@ -46,7 +49,8 @@ describe('staging is built from the same constructs as production', () => {
 
 describe('the two environments share nothing', () => {
   test('no namespaced object of one is an object of the other', () => {
-    const ids = (objects: Manifest[]) => new Set(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
+    const ids = (objects: Manifest[]) =>
+      new Set(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
     const prod = ids(production);
     expect([...ids(staging)].filter((id) => prod.has(id))).toEqual([]);
   });
@@ -56,8 +60,10 @@ describe('the two environments share nothing', () => {
       const objects = byEnvironment(env);
       const secrets = parse(files.find((f) => f.path === `${env}/secrets.yaml`)!.content).secrets;
       return new Set([
-        ...objects.filter((o) => o.kind === 'Ingress').flatMap((o) => o.spec.rules.map((r: any) => `host:${r.host}`)),
-        ...objects.filter((o) => o.kind === 'Certificate').flatMap((o) => o.spec.dnsNames.map((h: string) => `host:${h}`)),
+        ...objects.filter((o) => o.kind === 'Ingress')
+          .flatMap((o) => o.spec.rules.map((r: any) => `host:${r.host}`)),
+        ...objects.filter((o) => o.kind === 'Certificate')
+          .flatMap((o) => o.spec.dnsNames.map((h: string) => `host:${h}`)),
         ...objects.filter((o) => o.kind === 'Namespace').map((o) => `namespace:${o.metadata.name}`),
         ...secrets.map((s: any) => `secret:${s.namespace}/${s.name}`),
         ...secrets.filter((s: any) => s.file).map((s: any) => `file:${s.file}`),
@@ -73,7 +79,8 @@ describe('the two environments share nothing', () => {
 
   test('the selectors of one environment never match the pods of the other', () => {
     const selector = one(production, 'Service').spec.selector;
-    const stagingPods = [one(staging, 'Deployment'), one(staging, 'Job')].map((o) => o.spec.template.metadata.labels);
+    const stagingPods = [one(staging, 'Deployment'), one(staging, 'Job')]
+      .map((o) => o.spec.template.metadata.labels);
     for (const labels of stagingPods) {
       expect(Object.entries(selector).every(([k, v]) => labels[k] === v)).toBe(false);
     }
