@@ -62,7 +62,8 @@ describe('keeps the operator\'s file', () => {
       .replace(/\n/g, '\r\n');
     const after = bumpImage(before, 'production', { tag: 'abcdef0' });
     expect(changedLines(before, after, '\r\n')).toEqual([
-      [lineOf(before, /^ {2}tag: /), '  tag:   \'0000000\'   # the app commit', '  tag:   "abcdef0"   # the app commit'],
+      [lineOf(before, /^ {2}tag: /), '  tag:   \'0000000\'   # the app commit',
+        '  tag:   "abcdef0"   # the app commit'],
     ]);
   });
 
@@ -128,7 +129,8 @@ describe('bad input is a ConfigError naming environment, field and value', () =>
   });
 
   test('the whole edited file is validated, not only the image', () => {
-    const broken = committed('staging').replace('host: vergabe-teilnahme-staging.whywhynot.de', 'host: Staging');
+    const broken = committed('staging')
+      .replace('host: vergabe-teilnahme-staging.whywhynot.de', 'host: Staging');
     expect(problemsOf(() => bumpImage(broken, 'staging', { tag: COMMIT }))).toEqual([
       'config staging: app.host "Staging" is not a fully qualified DNS name '
         + '(lowercase, dot-separated labels, no wildcard)',
@@ -142,7 +144,8 @@ describe('bad input is a ConfigError naming environment, field and value', () =>
   });
 
   test('an image that is not a mapping', () => {
-    const broken = committed('production').replace(/^image:\n( {2}.*\n|\n)*/m, 'image: gitea.coulomb.social/x\n\n');
+    const broken = committed('production')
+      .replace(/^image:\n( {2}.*\n|\n)*/m, 'image: gitea.coulomb.social/x\n\n');
     expect(problemsOf(() => bumpImage(broken, 'production', { tag: COMMIT }))).toEqual([
       'config production: image.tag cannot be set: the file and its "image" must be mappings of settings',
     ]);
