@@ -42,7 +42,8 @@ function dockerCalls(): string[][] {
   return readFileSync(dockerLog, 'utf8').split('\n').filter(Boolean).map((line) => line.split('\t'));
 }
 
-const config = (environment: string) => parse(readFileSync(join(project.dir, `config/${environment}.yaml`), 'utf8'));
+const config = (environment: string) =>
+  parse(readFileSync(join(project.dir, `config/${environment}.yaml`), 'utf8'));
 
 beforeAll(() => {
   project = copyProject('vergabe-image-');
@@ -126,7 +127,8 @@ describe('refused before docker is called; config and dist unchanged', () => {
     const plain = join(scratch, 'plain');
     mkdirSync(plain, { recursive: true });
     writeFileSync(join(plain, 'Dockerfile'), 'FROM scratch\n');
-    expectRefused(image([plain]), new RegExp(`^image: ${plain} is not a git checkout; APP_DIR must be a clone`, 'm'));
+    expectRefused(image([plain]),
+      new RegExp(`^image: ${plain} is not a git checkout; APP_DIR must be a clone`, 'm'));
   });
 
   test('a checkout with a modified file, naming the checkout and the file', () => {
