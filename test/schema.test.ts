@@ -23,7 +23,8 @@ function strict(schema: unknown): unknown {
       ? Object.fromEntries(Object.entries(value as Schema).map(([k, v]) => [k, strict(v)]))
       : strict(value);
   }
-  if (out.properties && out.additionalProperties === undefined && !out['x-kubernetes-preserve-unknown-fields']) {
+  if (out.properties && out.additionalProperties === undefined
+    && !out['x-kubernetes-preserve-unknown-fields']) {
     out.additionalProperties = false;
   }
   return out;
@@ -58,7 +59,9 @@ function crdValidators(k8s: { ajv: Ajv; id: string }): Map<string, ValidateFunct
     const crd = parse(readFileSync(join(dir, file), 'utf8'));
     for (const version of crd.spec.versions) {
       const schema = strict(version.schema.openAPIV3Schema) as Schema;
-      schema.properties.metadata = { $ref: `${k8s.id}#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta` };
+      schema.properties.metadata = {
+        $ref: `${k8s.id}#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`,
+      };
       validators.set(`${crd.spec.group}/${version.name}/${crd.spec.names.kind}`, k8s.ajv.compile(schema));
     }
   }
@@ -66,7 +69,8 @@ function crdValidators(k8s: { ajv: Ajv; id: string }): Map<string, ValidateFunct
 }
 
 function errorsOf(validate: ValidateFunction): string {
-  return (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`).join('; ');
+  return (validate.errors ?? [])
+    .map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`).join('; ');
 }
 
 const productionObjects = manifests(productionFiles());
@@ -92,11 +96,13 @@ describe.each(['1.28.0', '1.33.0'])('Kubernetes %s, strict', (version) => {
     return validator(object) ? '' : errorsOf(validator);
   }
 
-  test.each(productionObjects.map((o) => [`${o.kind} ${o.metadata.name}`, o]))('production %s is valid', (_n, object) => {
+  const productionCases = productionObjects.map((o) => [`${o.kind} ${o.metadata.name}`, o]);
+  test.each(productionCases)('production %s is valid', (_n, object) => {
     expect(validate(object as Manifest)).toBe('');
   });
 
-  test.each(stagingObjects.map((o) => [`${o.kind} ${o.metadata.name}`, o]))('staging %s is valid', (_n, object) => {
+  const stagingCases = stagingObjects.map((o) => [`${o.kind} ${o.metadata.name}`, o]);
+  test.each(stagingCases)('staging %s is valid', (_n, object) => {
     expect(validate(object as Manifest)).toBe('');
   });
 
@@ -119,7 +125,8 @@ test('the platform team fragment is a valid spec.managed.roles entry of a cnpg C
   const files = synth(['production', productionWith((c) => { c.database.roleMode = 'ClusterManagedRole'; })]);
   const fragment = parse(files.find((f) => f.path.includes('platform-team/'))!.content);
   const crd = parse(readFileSync(join(ROOT, 'imports', 'crds', 'postgresql.cnpg.io_clusters.yaml'), 'utf8'));
-  const roleSchema = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.managed.properties.roles.items;
+  const roleSchema = crd.spec.versions[0].schema.openAPIV3Schema
+    .properties.spec.properties.managed.properties.roles.items;
   const validate = newAjv().compile(strict(roleSchema) as Schema);
   for (const role of fragment.spec.managed.roles) {
     expect(validate(role) ? '' : errorsOf(validate)).toBe('');
