@@ -57,11 +57,13 @@ function allowedLines(tag: string, digest?: string): Record<string, RegExp> {
   const job = 'vergabe-teilnahme-migrate-[0-9a-f]{8}';
   return {
     'image of a container': new RegExp(`^ +image: ${reference}$`),
-    'image-tag annotation of the Job': new RegExp(`^ +vergabe-teilnahme\\.whywhynot\\.de/image-tag: "?${escape(tag)}"?$`),
+    'image-tag annotation of the Job':
+      new RegExp(`^ +vergabe-teilnahme\\.whywhynot\\.de/image-tag: "?${escape(tag)}"?$`),
     'name of the Job': new RegExp(`^ +name: ${job}$`),
     'plan: setting image': new RegExp(`^setting\timage\t${reference}$`),
     'plan: setting migrationJob': new RegExp(`^setting\tmigrationJob\t${job}$`),
-    'plan: object of the Job': new RegExp(`^object\t50-migrate\tjob\\.batch\tvergabe-teilnahme\t${job}\tcomplete\tprune$`),
+    'plan: object of the Job':
+      new RegExp(`^object\t50-migrate\tjob\\.batch\tvergabe-teilnahme\t${job}\tcomplete\tprune$`),
   };
 }
 
