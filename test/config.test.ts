@@ -35,7 +35,8 @@ describe('bad input names the environment, the field and the value', () => {
       'config production: image.tag "latest" is not a git commit hash (7 to 40 lowercase hex digits)'],
     ['an upper-case tag', (c) => { c.image.tag = 'ABCDEF1'; },
       'config production: image.tag "ABCDEF1" is not a git commit hash'],
-    ['a too short tag', (c) => { c.image.tag = 'abc123'; }, 'config production: image.tag "abc123" is not a git commit hash'],
+    ['a too short tag', (c) => { c.image.tag = 'abc123'; },
+      'config production: image.tag "abc123" is not a git commit hash'],
     ['a tag YAML reads as a number', (c) => { c.image.tag = 1234567; },
       'config production: image.tag 1234567 is not of type "string" (YAML read it as a number: put it in quotes)'],
     ['a digest without sha256:', (c) => { c.image.digest = 'a'.repeat(64); },
@@ -56,7 +57,8 @@ describe('bad input names the environment, the field and the value', () => {
       'config production: database.connectionLimit 10 is too small'],
     ['an unknown key', (c) => { c.app.replica = 2; }, 'config production: app.replica is not a known setting'],
     ['an unknown top-level key', (c) => { c.debug = true; }, 'config production: debug is not a known setting'],
-    ['a missing required field', (c) => { delete c.image.tag; }, 'config production: image.tag is required but missing'],
+    ['a missing required field', (c) => { delete c.image.tag; },
+      'config production: image.tag is required but missing'],
     ['development settings', (c) => { c.app.settingsModule = 'vergabe_teilnahme.settings.dev'; },
       'config production: app.settingsModule "vergabe_teilnahme.settings.dev" is not a dotted Python module path ending in ".prod"'],
     ['a DEBUG switch in extra env', (c) => { c.app.extraEnv = { DJANGO_DEBUG: 'true' }; },
@@ -67,9 +69,11 @@ describe('bad input names the environment, the field and the value', () => {
       'config production: database.roleMode "Managed" is not one of ["DatabaseRole","ClusterManagedRole"]'],
     ['a PostgreSQL name with a dash', (c) => { c.database.name = 'vergabe-db'; },
       'config production: database.name "vergabe-db" is not a PostgreSQL identifier'],
-    ['media with two replicas', (c) => { c.app.media = { enabled: true }; c.app.replicas = 2; c.database.connectionLimit = 40; },
+    ['media with two replicas',
+      (c) => { c.app.media = { enabled: true }; c.app.replicas = 2; c.database.connectionLimit = 40; },
       'config production: app.replicas 2 is not 1, but app.media.enabled is true'],
-    ['an extra egress that is not a CIDR', (c) => { c.app.extraEgress = [{ cidr: 'smtp.example.org', ports: [587] }]; },
+    ['an extra egress that is not a CIDR',
+      (c) => { c.app.extraEgress = [{ cidr: 'smtp.example.org', ports: [587] }]; },
       'config production: app.extraEgress[0].cidr "smtp.example.org" is not an IPv4 CIDR'],
     ['a pull secret name that is not DNS-1123', (c) => { c.image.pullSecret = 'Gitea_Registry'; },
       'config production: image.pullSecret "Gitea_Registry" is not a Secret name (a DNS-1123 label) or null'],
@@ -77,7 +81,8 @@ describe('bad input names the environment, the field and the value', () => {
       'config production: app.gunicorn.workers 0: must be >= 1'],
   ])('%s', (_case, change, expected) => {
     const problems = problemsWith(change);
-    expect(problems).toContainEqual(expect.stringMatching(new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)));
+    const pattern = new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+    expect(problems).toContainEqual(expect.stringMatching(pattern));
   });
 
   test('every problem is reported, one line each', () => {
@@ -105,7 +110,8 @@ describe('files', () => {
     try {
       loadEnvironment(file);
     } catch (error) {
-      expect((error as ConfigError).problems[0]).toMatch(new RegExp(`^config production: ${file}:[0-9]+:[0-9]+: YAML syntax error`));
+      expect((error as ConfigError).problems[0])
+        .toMatch(new RegExp(`^config production: ${file}:[0-9]+:[0-9]+: YAML syntax error`));
     }
   });
 
@@ -116,6 +122,7 @@ describe('files', () => {
   });
 
   test('a missing file names the file', () => {
-    expect(() => loadEnvironment(join(dir, 'staging.yaml'))).toThrow(/^config staging: cannot read .*staging\.yaml \(ENOENT\)$/);
+    expect(() => loadEnvironment(join(dir, 'staging.yaml')))
+      .toThrow(/^config staging: cannot read .*staging\.yaml \(ENOENT\)$/);
   });
 });
