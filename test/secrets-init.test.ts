@@ -28,7 +28,15 @@ const APP = 'secrets/production/vergabe-teilnahme-app.sops.yaml';
 const DB = 'secrets/production/vergabe-db-credentials.sops.yaml';
 const REGISTRY = 'secrets/production/vergabe-teilnahme-registry.sops.yaml';
 
-interface ValueRecord { file: string; section: string; key: string; sha256: string; length: number; urlSafe: boolean; distinct: number }
+interface ValueRecord {
+  file: string;
+  section: string;
+  key: string;
+  sha256: string;
+  length: number;
+  urlSafe: boolean;
+  distinct: number;
+}
 
 const trees: string[] = [];
 afterAll(() => {
@@ -67,7 +75,9 @@ function init(root: string, env: Record<string, string> = {}, path = `${STAND_IN
     encoding: 'utf8',
     env: { ...base, PATH: path, SOPS_STANDIN_LOG: join(root, 'sops-standin.log'), ...env },
   });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
+  return {
+    status: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr,
+  };
 }
 
 function standInLog(root: string): { argv: string[]; values: ValueRecord[] } {
@@ -321,7 +331,9 @@ describe('secrets-init with a registry pull Secret in the contract', () => {
     expect(result.status).toBe(0);
     expect(secretsDir(root)).toContain('vergabe-teilnahme-registry.sops.yaml');
     const auth = Buffer.from(`${USER}:${TOKEN}`).toString('base64');
-    const expected = JSON.stringify({ auths: { 'gitea.coulomb.social': { username: USER, password: TOKEN, auth } } });
+    const expected = JSON.stringify({
+      auths: { 'gitea.coulomb.social': { username: USER, password: TOKEN, auth } },
+    });
     expect(value(log.values, REGISTRY, '.dockerconfigjson').sha256).toBe(sha256(expected));
     for (const file of allFiles(root)) {
       expectNoFragment(file.content, TOKEN);
@@ -335,7 +347,8 @@ describe('secrets-init with a registry pull Secret in the contract', () => {
     const { root, run: result } = registryMade();
     expect(result.status).toBe(0);
     expect(secretsDir(root)).toEqual([
-      'vergabe-db-credentials.sops.yaml', 'vergabe-teilnahme-app.sops.yaml', 'vergabe-teilnahme-registry.sops.yaml',
+      'vergabe-db-credentials.sops.yaml', 'vergabe-teilnahme-app.sops.yaml',
+      'vergabe-teilnahme-registry.sops.yaml',
     ]);
     expect(standInLog(root).argv.slice(-1)).toEqual([ENCRYPT_CALL(REGISTRY)]);
   });
