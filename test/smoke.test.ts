@@ -32,8 +32,8 @@ function leaf(name: string, dns: string, days: number) {
     '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${dns}`);
   writeFileSync(join(dir, `${name}.ext`), `subjectAltName=DNS:${dns}\nbasicConstraints=CA:FALSE\n`
     + 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(Date.now()),
-    '-days', String(days), '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key',
+    '-set_serial', String(Date.now()), '-days', String(days), '-extfile', `${name}.ext`, '-out', `${name}.pem`);
   certs[name as keyof typeof certs] = {
     cert: readFileSync(join(dir, `${name}.pem`), 'utf8') + readFileSync(join(dir, 'ca.pem'), 'utf8'),
     key: readFileSync(join(dir, `${name}.key`), 'utf8'),
@@ -63,13 +63,18 @@ interface Site {
 
 const PAGE = '<!doctype html><html><head><!-- <link rel="stylesheet" href="/commented-out.css"> -->\n'
   + '<link rel="icon" href="/static/favicon.ico"><link rel="stylesheet" href="https://cdn.example/x.css">\n'
-  + '<link rel="stylesheet" href="/static/css/app.3f2a.css"><script src="/static/js/app.9c1d.js" defer></script>'
+  + '<link rel="stylesheet" href="/static/css/app.3f2a.css">'
+  + '<script src="/static/js/app.9c1d.js" defer></script>'
   + '</head><body><h1>Vergabe Teilnahme</h1></body></html>';
-const LOGIN = '<!doctype html><html><head><script src="/static/js/login.js"></script></head><body>Anmelden</body></html>';
+const LOGIN = '<!doctype html><html><head><script src="/static/js/login.js"></script></head>'
+  + '<body>Anmelden</body></html>';
 
 /** Starts the site on ephemeral loopback ports; returns them, the requests seen, and a stop. */
 async function serve(change: Partial<Site> = {}) {
-  const site: Site = { cert: 'valid', health: 200, front: 'page', cssType: 'text/css; charset=utf-8', httpRedirect: true, ...change };
+  const site: Site = {
+    cert: 'valid', health: 200, front: 'page', cssType: 'text/css; charset=utf-8', httpRedirect: true,
+    ...change,
+  };
   const seen: string[] = [];
   let httpsPort = 0;
   const app = (request: IncomingMessage, response: ServerResponse) => {
@@ -86,7 +91,8 @@ async function serve(change: Partial<Site> = {}) {
     if (path === '/') {
       if (site.front === 'page') return send(200, 'text/html', PAGE);
       if (site.front === 'page-without-assets') return send(200, 'text/html', '<html><body>leer</body></html>');
-      const location = site.front === 'login-redirect' ? '/accounts/login/?next=/' : 'https://login.elsewhere.test/login';
+      const location = site.front === 'login-redirect'
+        ? '/accounts/login/?next=/' : 'https://login.elsewhere.test/login';
       return send(302, 'text/html', '', { location });
     }
     if (path === '/accounts/login/?next=/') return send(200, 'text/html', LOGIN);
@@ -154,7 +160,8 @@ async function smoke(
   try {
     const result = await (asCommand ? command(args) : inProcess(args));
     const lines = result.stdout.trim().split('\n').slice(1);
-    const line = (check: string) => lines.find((l) => l.replace(/^(ok  |FAIL) /, '').startsWith(`${check}:`)) ?? '(no line)';
+    const line = (check: string) =>
+      lines.find((l) => l.replace(/^(ok  |FAIL) /, '').startsWith(`${check}:`)) ?? '(no line)';
     return { ...result, lines, line, seen: site.seen };
   } finally {
     await site.stop();
@@ -267,7 +274,8 @@ test('usage errors exit 2 with the usage line', async () => {
   for (const args of [[], ['--host', HOST, '--address', 'not-an-ip', '--health-path', '/healthz'],
     ['--host', HOST, '--address', '127.0.0.1', '--health-path', 'healthz'],
     ['--host', HOST, '--address', '127.0.0.1', '--health-path', '/healthz', '--min-days', 'soon'],
-    ['--host', HOST, '--address', '127.0.0.1', '--health-path', '/healthz', '--ca', join(dir, 'missing.pem')]]) {
+    ['--host', HOST, '--address', '127.0.0.1', '--health-path', '/healthz',
+      '--ca', join(dir, 'missing.pem')]]) {
     const result = await inProcess(args);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(usage);
