@@ -1,5 +1,7 @@
 import { spawnSync } from 'child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import {
+  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync,
+} from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
 import Ajv from 'ajv';
@@ -103,7 +105,8 @@ describe('generated docs are up to date with dist/', () => {
       mkdirSync(join(root, 'scripts'));
       cpSync(join(ROOT, 'scripts', 'docs.js'), join(root, 'scripts', 'docs.js'));
       cpSync(DIST, join(root, 'dist'), { recursive: true });
-      const run = (...args: string[]) => spawnSync(process.execPath, [join(root, 'scripts', 'docs.js'), ...args], {
+      const docsScript = join(root, 'scripts', 'docs.js');
+      const run = (...args: string[]) => spawnSync(process.execPath, [docsScript, ...args], {
         encoding: 'utf8', env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
       });
 
@@ -179,13 +182,15 @@ describe('docs/topology.md is drawn from the objects', () => {
     for (const block of blocks) {
       const lines = block.split('\n').map((l) => l.trim()).filter(Boolean);
       const declared = new Set(lines.flatMap((l) => /^(?:subgraph )?([A-Za-z0-9_]+)[[({]/.exec(l)?.[1] ?? []));
-      expect(lines.filter((l) => l.startsWith('subgraph ')).length).toBe(lines.filter((l) => l === 'end').length);
+      expect(lines.filter((l) => l.startsWith('subgraph ')).length)
+        .toBe(lines.filter((l) => l === 'end').length);
       const edges = lines.filter((l) => /^[A-Za-z0-9_]+ (-->|-\.->)/.test(l));
       expect(edges.length).toBeGreaterThan(10);
       for (const edge of edges) {
         const words = edge.split(' ');
         const [from, to] = [words[0], words[words.length - 1]];
-        expect({ edge, from: declared.has(from), to: declared.has(to) }).toEqual({ edge, from: true, to: true });
+        expect({ edge, from: declared.has(from), to: declared.has(to) })
+          .toEqual({ edge, from: true, to: true });
       }
     }
   });
@@ -200,7 +205,8 @@ describe('docs/topology.md is drawn from the objects', () => {
 
   test('the request path follows the objects: Internet, controller, Middlewares, Ingress, Service, Deployment', () => {
     const block = blocks[0];
-    const idOf = (text: string) => new RegExp(`^\\s*([A-Za-z0-9_]+)[[({/]+"${literal(text)}`, 'm').exec(block)?.[1];
+    const idOf = (text: string) =>
+      new RegExp(`^\\s*([A-Za-z0-9_]+)[[({/]+"${literal(text)}`, 'm').exec(block)?.[1];
     const chain = [
       'Internet', 'Ingress controller, class traefik', 'Middleware vergabe-teilnahme-redirect-https',
       'Middleware vergabe-teilnahme-security-headers', 'Ingress vergabe-teilnahme', 'Service vergabe-teilnahme',
@@ -308,7 +314,9 @@ function commandsIn(markdown: string): Command[] {
       for (const name of targets) commands.push({ tool: 'make', name, text: `make${m[1]}`.trim(), variables });
     }
     const npm = /\bnpm\s+(?:run(?:-script)?\s+(?:--?[a-z-]+\s+)*([a-z][\w:.-]*)|(test|start|stop|restart)\b)/g;
-    for (const m of line.matchAll(npm)) commands.push({ tool: 'npm', name: m[1] ?? m[2], text: m[0], variables: [] });
+    for (const m of line.matchAll(npm)) {
+      commands.push({ tool: 'npm', name: m[1] ?? m[2], text: m[0], variables: [] });
+    }
   }
   return commands;
 }
@@ -482,7 +490,8 @@ describe('the runbook covers what is deployed', () => {
     const objects = distObjects('production');
     const configMap = objects.find((o) => o.kind === 'ConfigMap')!;
     const pods = objects.filter((o) => o.spec?.template?.spec?.containers).map((o) => o.spec.template.spec);
-    const fromSecrets = pods.flatMap((p) => p.containers.flatMap((c: any) => (c.env ?? []).map((e: any) => e.name)));
+    const fromSecrets = pods.flatMap(
+      (p) => p.containers.flatMap((c: any) => (c.env ?? []).map((e: any) => e.name)));
     const names = [...Object.keys(configMap.data), ...fromSecrets, 'MEDIA_ROOT'];
     expect(names.filter((n) => !contract.includes(`\`${n}\``))).toEqual([]);
   });
@@ -528,7 +537,8 @@ describe('the runbook covers what is deployed', () => {
       const labels: Record<string, string> = pod.metadata.labels;
       const { matchLabels, matchExpressions } = policy.spec.podSelector;
       expect(Object.entries(matchLabels).every(([k, v]) => labels[k] === v)).toBe(true);
-      expect(matchExpressions.every((e: any) => e.operator === 'In' && e.values.includes(labels[e.key]))).toBe(true);
+      expect(matchExpressions.every((e: any) => e.operator === 'In' && e.values.includes(labels[e.key])))
+        .toBe(true);
       const service = objects.find((o) => o.kind === 'Service')!;
       expect(Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v)).toBe(false);
 
