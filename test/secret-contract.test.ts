@@ -25,7 +25,9 @@ let nextLeaf = 0;
 const leaf = () => realLeaves[nextLeaf++ % realLeaves.length];
 
 /** Plain values that must never show up in any output, not even in part. */
-const PLAIN = { django: 'Zq7xKv93wQ8jRt2mLp5nHs4G', password: 'Xw9fTq2Lk8vBn3Rm7JpC', two: 'Yh6Dc1Vb8Nm4Kq2Wz7Tf' };
+const PLAIN = {
+  django: 'Zq7xKv93wQ8jRt2mLp5nHs4G', password: 'Xw9fTq2Lk8vBn3Rm7JpC', two: 'Yh6Dc1Vb8Nm4Kq2Wz7Tf',
+};
 
 const APP = 'secrets/production/vergabe-teilnahme-app.sops.yaml';
 const DB = 'secrets/production/vergabe-db-credentials.sops.yaml';
@@ -79,7 +81,10 @@ function checkAsCommand(root: string, ...extra: string[]) {
 function checked(result: { status: number | null; stdout: string; stderr: string }) {
   const output = result.stdout + result.stderr;
   for (const value of Object.values(PLAIN)) expectNoFragment(output, value);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr, lines: result.stderr.trim().split('\n') };
+  return {
+    status: result.status, stdout: result.stdout, stderr: result.stderr,
+    lines: result.stderr.trim().split('\n'),
+  };
 }
 
 afterAll(() => {
@@ -97,7 +102,9 @@ function leaves(value: unknown, out: unknown[] = []): unknown[] {
 
 describe('encrypted-value recognition, against real sops output', () => {
   test('every value sops encrypted (YAML and JSON, all types, and the MAC) is recognised as encrypted', () => {
-    const encrypted = [...leaves(encYaml), ...leaves(encJson).filter((v) => v !== encJson.sops), encYaml.sops.mac];
+    const encrypted = [
+      ...leaves(encYaml), ...leaves(encJson).filter((v) => v !== encJson.sops), encYaml.sops.mac,
+    ];
     expect(encrypted.length).toBeGreaterThan(15);
     for (const value of encrypted) expect(isEncryptedValue(value)).toBe(true);
   });
@@ -133,7 +140,9 @@ describe('secret contract check', () => {
   });
 
   test('a plaintext value under data (base64) fails the same way', () => {
-    const result = check(tree(({ db }) => { db.data.password = Buffer.from(PLAIN.password).toString('base64'); }));
+    const result = check(tree(({ db }) => {
+      db.data.password = Buffer.from(PLAIN.password).toString('base64');
+    }));
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/vergabe-db-credentials, key password: value under data is not encrypted/);
     expectNoFragment(result.stderr, Buffer.from(PLAIN.password).toString('base64'));
@@ -196,7 +205,8 @@ describe('secret contract check', () => {
 
   test('a file that does not parse is reported by line and column, without quoting the line', () => {
     const root = tree();
-    writeFileSync(join(root, APP), `apiVersion: v1\nkind: Secret\nstringData:\n  password: "${PLAIN.two}\n  : [\n`);
+    writeFileSync(join(root, APP),
+      `apiVersion: v1\nkind: Secret\nstringData:\n  password: "${PLAIN.two}\n  : [\n`);
     const result = check(root);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/vergabe-teilnahme-app: does not parse as YAML \([A-Z_]+ at line \d+, column \d+\)/);
