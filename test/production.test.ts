@@ -73,7 +73,8 @@ describe('names and labels', () => {
       'app.kubernetes.io/component': 'web',
     });
     expect(deployment.spec.selector.matchLabels).toEqual(selector);
-    const matches = (labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    const matches = (labels: Record<string, string>) =>
+      Object.entries(selector).every(([k, v]) => labels[k] === v);
     expect(matches(deployment.spec.template.metadata.labels)).toBe(true);
     expect(matches(job.spec.template.metadata.labels)).toBe(false);
   });
@@ -128,7 +129,8 @@ describe('VergabeApp', () => {
   test('the Deployment runs one replica of the commit-tagged image, pulled only when missing', () => {
     expect(deployment.spec.replicas).toBe(1);
     const container = deployment.spec.template.spec.containers[0];
-    expect(container.image).toBe(`gitea.coulomb.social/coulomb/vergabe-teilnahme:${configData('production').image.tag}`);
+    expect(container.image)
+      .toBe(`gitea.coulomb.social/coulomb/vergabe-teilnahme:${configData('production').image.tag}`);
     expect(container.imagePullPolicy).toBe('IfNotPresent');
     expect(container.ports).toEqual([{ name: 'http', containerPort: 8000, protocol: 'TCP' }]);
   });
@@ -137,7 +139,8 @@ describe('VergabeApp', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
     const pinned = objectsWith((c) => { c.image.digest = digest; });
     for (const kind of ['Deployment', 'Job']) {
-      expect(one(pinned, kind).spec.template.spec.containers[0].image).toMatch(new RegExp(`:[0-9a-f]{7,40}@${digest}$`));
+      expect(one(pinned, kind).spec.template.spec.containers[0].image)
+        .toMatch(new RegExp(`:[0-9a-f]{7,40}@${digest}$`));
     }
   });
 
@@ -145,7 +148,8 @@ describe('VergabeApp', () => {
     expect(deployment.spec.template.spec.imagePullSecrets).toBeUndefined();
     const withSecret = synth(['production', productionWith((c) => { c.image.pullSecret = 'gitea-registry'; })]);
     for (const kind of ['Deployment', 'Job']) {
-      expect(one(manifests(withSecret), kind).spec.template.spec.imagePullSecrets).toEqual([{ name: 'gitea-registry' }]);
+      expect(one(manifests(withSecret), kind).spec.template.spec.imagePullSecrets)
+        .toEqual([{ name: 'gitea-registry' }]);
     }
     const secrets = parse(withSecret.find((f) => f.path.endsWith('secrets.yaml'))!.content).secrets;
     expect(secrets).toContainEqual(expect.objectContaining({
@@ -173,11 +177,15 @@ describe('VergabeApp', () => {
 
   test('requests and limits are set, limits not below requests', () => {
     const { resources } = deployment.spec.template.spec.containers[0];
-    expect(resources).toEqual({ requests: { cpu: '100m', memory: '384Mi' }, limits: { cpu: '1', memory: '768Mi' } });
+    expect(resources).toEqual({
+      requests: { cpu: '100m', memory: '384Mi' }, limits: { cpu: '1', memory: '768Mi' },
+    });
   });
 
   test('one replica rolls gracefully: surge 1, unavailable 0, preStop pause, grace above gunicorn\'s timeout', () => {
-    expect(deployment.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    expect(deployment.spec.strategy).toEqual({
+      type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
     const spec = deployment.spec.template.spec;
     const timeout = configData('production').app.gunicorn.timeoutSeconds;
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(timeout);
@@ -205,14 +213,19 @@ describe('VergabeApp', () => {
   });
 
   test('media on: a ReadWriteOnce claim of the configured size, mounted at MEDIA_ROOT, Recreate strategy', () => {
-    const withMedia = objectsWith((c) => { c.app.media = { enabled: true, size: '10Gi', mountPath: '/srv/media' }; });
+    const withMedia = objectsWith((c) => {
+      c.app.media = { enabled: true, size: '10Gi', mountPath: '/srv/media' };
+    });
     const claim = one(withMedia, 'PersistentVolumeClaim');
     expect(claim.spec.accessModes).toEqual(['ReadWriteOnce']);
     expect(claim.spec.resources.requests.storage).toBe('10Gi');
     const dep = one(withMedia, 'Deployment');
     expect(dep.spec.strategy).toEqual({ type: 'Recreate' });
-    expect(dep.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'media', mountPath: '/srv/media' });
-    expect(dep.spec.template.spec.volumes).toContainEqual({ name: 'media', persistentVolumeClaim: { claimName: claim.metadata.name } });
+    expect(dep.spec.template.spec.containers[0].volumeMounts)
+      .toContainEqual({ name: 'media', mountPath: '/srv/media' });
+    expect(dep.spec.template.spec.volumes).toContainEqual({
+      name: 'media', persistentVolumeClaim: { claimName: claim.metadata.name },
+    });
     expect(one(withMedia, 'ConfigMap').data!.MEDIA_ROOT).toBe('/srv/media');
   });
 });
@@ -227,7 +240,8 @@ describe('Pod Security restricted and production settings in the Deployment and 
     expect(Number.isInteger(spec.securityContext.runAsGroup) && spec.securityContext.runAsGroup > 0).toBe(true);
     expect(spec.securityContext.seccompProfile).toEqual({ type: 'RuntimeDefault' });
     for (const volume of spec.volumes) {
-      expect(Object.keys(volume).filter((k) => k !== 'name')).toEqual([expect.stringMatching(/^(emptyDir|persistentVolumeClaim)$/)]);
+      expect(Object.keys(volume).filter((k) => k !== 'name'))
+        .toEqual([expect.stringMatching(/^(emptyDir|persistentVolumeClaim)$/)]);
     }
     for (const container of spec.containers) {
       const sc = container.securityContext;
@@ -309,8 +323,12 @@ describe('NetworkPolicy', () => {
   });
 
   test('extra egress (e.g. SMTP) is configurable', () => {
-    const extra = one(objectsWith((c) => { c.app.extraEgress = [{ cidr: '203.0.113.25/32', ports: [587] }]; }), 'NetworkPolicy');
-    expect(extra.spec.egress).toContainEqual({ to: [{ ipBlock: { cidr: '203.0.113.25/32' } }], ports: [{ protocol: 'TCP', port: 587 }] });
+    const extra = one(objectsWith((c) => {
+      c.app.extraEgress = [{ cidr: '203.0.113.25/32', ports: [587] }];
+    }), 'NetworkPolicy');
+    expect(extra.spec.egress).toContainEqual({
+      to: [{ ipBlock: { cidr: '203.0.113.25/32' } }], ports: [{ protocol: 'TCP', port: 587 }],
+    });
   });
 });
 
@@ -327,7 +345,8 @@ describe('secrets', () => {
     for (const [, spec] of podSpecs()) {
       const password = spec.containers[0].env.find((e: any) => e.name === 'PGPASSWORD');
       expect(password.value).toBeUndefined();
-      expect(password.valueFrom.secretKeyRef).toEqual({ name: 'vergabe-teilnahme-app', key: 'database-password' });
+      expect(password.valueFrom.secretKeyRef)
+        .toEqual({ name: 'vergabe-teilnahme-app', key: 'database-password' });
       expect(Object.keys(configMap.data!).filter((k) => /PASSWORD|SECRET/.test(k))).toEqual([]);
     }
   });
@@ -342,7 +361,9 @@ describe('secrets', () => {
     };
     for (const o of objects) {
       const text = JSON.stringify(o);
-      for (const m of text.matchAll(/"secretKeyRef":\{"key":"([^"]+)","name":"([^"]+)"\}/g)) add(o.metadata.namespace!, m[2], m[1]);
+      for (const m of text.matchAll(/"secretKeyRef":\{"key":"([^"]+)","name":"([^"]+)"\}/g)) {
+        add(o.metadata.namespace!, m[2], m[1]);
+      }
       if (o.kind === 'DatabaseRole') add(o.metadata.namespace!, o.spec.passwordSecret.name, 'password');
       if (o.kind === 'Certificate') add(o.metadata.namespace!, o.spec.secretName);
       if (o.kind === 'Ingress') for (const tls of o.spec.tls) add(o.metadata.namespace!, tls.secretName);
@@ -383,11 +404,13 @@ describe('CnpgDatabase', () => {
 
   test('the connection limit covers twice workers x threads plus the Job and a shell', () => {
     const { gunicorn } = configData('production').app;
-    expect(one(objects, 'DatabaseRole').spec.connectionLimit).toBeGreaterThanOrEqual(2 * gunicorn.workers * gunicorn.threads + 2);
+    expect(one(objects, 'DatabaseRole').spec.connectionLimit)
+      .toBeGreaterThanOrEqual(2 * gunicorn.workers * gunicorn.threads + 2);
   });
 
   test('ClusterManagedRole mode: no DatabaseRole, a fragment for the platform team that the deploy never applies', () => {
-    const fallback = synth(['production', productionWith((c) => { c.database.roleMode = 'ClusterManagedRole'; })]);
+    const fallback = synth(['production',
+      productionWith((c) => { c.database.roleMode = 'ClusterManagedRole'; })]);
     expect(manifests(fallback).filter((o) => o.kind === 'DatabaseRole')).toEqual([]);
     const fragment = fallback.find((f) => f.path === 'production/platform-team/apps-pg-managed-role.yaml')!;
     const body = parse(fragment.content);
@@ -420,7 +443,8 @@ describe('MigrateJob', () => {
   });
 
   test('the image tag is visible in an annotation', () => {
-    expect(job.metadata.annotations!['vergabe-teilnahme.whywhynot.de/image-tag']).toBe(configData('production').image.tag);
+    expect(job.metadata.annotations!['vergabe-teilnahme.whywhynot.de/image-tag'])
+      .toBe(configData('production').image.tag);
   });
 
   test('backoffLimit and activeDeadlineSeconds are set, no TTL', () => {
@@ -439,7 +463,8 @@ describe('MigrateJob', () => {
   });
 
   test('seed can be switched off', () => {
-    const command = one(objectsWith((c) => { c.migration.seed = false; }), 'Job').spec.template.spec.containers[0].command;
+    const command = one(objectsWith((c) => { c.migration.seed = false; }), 'Job')
+      .spec.template.spec.containers[0].command;
     expect(command.slice(3)).toEqual(['manage.py', 'migrate --noinput']);
   });
 });
@@ -451,7 +476,9 @@ describe('TraefikIngress', () => {
   test('the Certificate is issued by the ClusterIssuer letsencrypt-prod into vergabe-teilnahme-tls', () => {
     expect(certificate.spec.secretName).toBe('vergabe-teilnahme-tls');
     expect(certificate.spec.dnsNames).toEqual([HOST]);
-    expect(certificate.spec.issuerRef).toEqual({ group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'letsencrypt-prod' });
+    expect(certificate.spec.issuerRef).toEqual({
+      group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'letsencrypt-prod',
+    });
   });
 
   test('the Ingress has class traefik, one host rule, TLS, no default backend, no wildcard, no priority', () => {
@@ -465,7 +492,8 @@ describe('TraefikIngress', () => {
   });
 
   test('no cert-manager annotation competes with the explicit Certificate', () => {
-    expect(Object.keys(ingress.metadata.annotations!).filter((k) => k.startsWith('cert-manager.io'))).toEqual([]);
+    expect(Object.keys(ingress.metadata.annotations!).filter((k) => k.startsWith('cert-manager.io')))
+      .toEqual([]);
   });
 
   test('the Ingress uses the redirect and header Middlewares, which exist in its phase or earlier', () => {
@@ -500,7 +528,8 @@ describe('phases and plan', () => {
 
   test('the Namespace comes first and the Ingress last', () => {
     expect(parse(files.find((f) => f.path === phaseFiles[0])!.content).kind).toBe('Namespace');
-    expect(files.find((f) => f.path === phaseFiles[phaseFiles.length - 1])!.content).toMatch(/^kind: Ingress$/m);
+    expect(files.find((f) => f.path === phaseFiles[phaseFiles.length - 1])!.content)
+      .toMatch(/^kind: Ingress$/m);
     expect(PHASES[PHASES.length - 1].id).toBe(KINDS.Ingress.phase);
   });
 
