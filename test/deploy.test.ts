@@ -31,8 +31,8 @@ const TAG = '3f2a9c1';
 const ENV = 'production';
 
 /** Top-level entries of the project that a deploy does not need in its copy (fewer files to copy). */
-const NOT_COPIED = new Set(['node_modules', '.git', '.cache', 'test', 'coverage', '__snapshots__', 'docs', '.ci',
-  'README.md', 'cdk8s.yaml', 'jest.config.js', 'package-lock.json']);
+const NOT_COPIED = new Set(['node_modules', '.git', '.cache', 'test', 'coverage', '__snapshots__', 'docs',
+  '.ci', 'README.md', 'cdk8s.yaml', 'jest.config.js', 'package-lock.json']);
 
 /**
  * Where the copies and logs go: thousands of small files, which a tmpfs keeps in memory at a
@@ -137,7 +137,9 @@ interface Plan {
   settings: Record<string, string>;
   phases: Array<{ id: string; file: string; source: string }>;
   secrets: Array<{ phase: string; namespace: string; name: string; file: string }>;
-  objects: Array<{ phase: string; resource: string; namespace: string; name: string; wait: string; prune: string }>;
+  objects: Array<{
+    phase: string; resource: string; namespace: string; name: string; wait: string; prune: string;
+  }>;
 }
 
 function readPlan(dir: string): Plan {
@@ -146,9 +148,11 @@ function readPlan(dir: string): Plan {
   return {
     settings: Object.fromEntries(rows.filter((r) => r[0] === 'setting').map((r) => [r[1], r[2]])),
     phases: rows.filter((r) => r[0] === 'phase').map(([, id, file, source]) => ({ id, file, source })),
-    secrets: rows.filter((r) => r[0] === 'secret').map(([, phase, namespace, name, file]) => ({ phase, namespace, name, file })),
+    secrets: rows.filter((r) => r[0] === 'secret')
+      .map(([, phase, namespace, name, file]) => ({ phase, namespace, name, file })),
     objects: rows.filter((r) => r[0] === 'object')
-      .map(([, phase, resource, namespace, name, wait, prune]) => ({ phase, resource, namespace, name, wait, prune })),
+      .map(([, phase, resource, namespace, name, wait, prune]) =>
+        ({ phase, resource, namespace, name, wait, prune })),
   };
 }
 
@@ -197,7 +201,10 @@ function exec(command: string, args: string[]): Promise<void> {
   });
 }
 
-/** A copy of the template, times and links kept (.cache/ stays the shared link): the synthesis reuses the bundles. */
+/**
+ * A copy of the template, times and links kept (.cache/ stays the shared link): the synthesis reuses
+ * the bundles.
+ */
 const copyTemplate = (repo: string) => exec('cp', ['-a', template, repo]);
 
 /**
@@ -212,7 +219,10 @@ let shared: string;
 const readsOnly = (target: string, options: MakeOptions) => !options.prepare && (READ_ONLY_TARGETS.has(target)
   || (target === 'vergabe-deploy' && (options.vars ?? []).includes('DRY_RUN=1')));
 
-/** A folder for one run (its log, HOME and TMPDIR) and the project it runs in: its own copy or the shared one. */
+/**
+ * A folder for one run (its log, HOME and TMPDIR) and the project it runs in: its own copy or the
+ * shared one.
+ */
 async function runFolder(target: string, options: MakeOptions): Promise<{ dir: string; repo: string }> {
   const dir = join(base, `run-${++runs}`);
   for (const sub of ['log/calls', 'log/state', 'home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
@@ -267,7 +277,8 @@ async function make(target: string, options: MakeOptions): Promise<Run> {
   child.stderr.on('data', (chunk) => { stderr += chunk; });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr, calls: readCalls(join(dir, 'log')), repo }));
+    child.on('close', (status) =>
+      resolve({ status, stdout, stderr, calls: readCalls(join(dir, 'log')), repo }));
   });
 }
 
@@ -290,7 +301,8 @@ async function runScenarios(parallel: number): Promise<void> {
   const queue = [...scenarios];
   const worker = async () => {
     for (let entry = queue.shift(); entry; entry = queue.shift()) {
-      entry.run = await make(entry.target, typeof entry.options === 'function' ? entry.options() : entry.options);
+      const options = typeof entry.options === 'function' ? entry.options() : entry.options;
+      entry.run = await make(entry.target, options);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
@@ -336,7 +348,8 @@ function objectsOf(call: Call): Applied[] {
 }
 
 /** The plan's resource name of an object. */
-const resourceOf = (object: { apiVersion: string; kind: string }) => kubectlResource(object.apiVersion, object.kind);
+const resourceOf = (object: { apiVersion: string; kind: string }) =>
+  kubectlResource(object.apiVersion, object.kind);
 
 function flag(call: Call, name: string): string | undefined {
   const arg = call.args.find((a) => a === name || a.startsWith(`${name}=`));
@@ -388,7 +401,8 @@ describe('make help', () => {
   const help = scenario('');
 
   test('is the default goal and lists every target of the Makefile with a one-line description', () => {
-    const targets = [...readFileSync(join(ROOT, 'Makefile'), 'utf8').matchAll(/^([a-z][a-z-]*):/gm)].map((m) => m[1]);
+    const targets = [...readFileSync(join(ROOT, 'Makefile'), 'utf8').matchAll(/^([a-z][a-z-]*):/gm)]
+      .map((m) => m[1]);
 
     expect(help().status).toBe(0);
     expect(targets).toEqual(expect.arrayContaining(['help', 'synth', 'test', 'vergabe-diff', 'vergabe-deploy',
@@ -426,7 +440,9 @@ describe('a good deploy', () => {
 
   test('applies the phases in the order of the plan: each file, each SOPS Secret via stdin', () => {
     const expected = plan.phases.flatMap((phase) => {
-      if (phase.source === 'sops') return plan.secrets.filter((s) => s.phase === phase.id).map((s) => `stdin ${s.namespace}`);
+      if (phase.source === 'sops') {
+        return plan.secrets.filter((s) => s.phase === phase.id).map((s) => `stdin ${s.namespace}`);
+      }
       return phase.file === '-' ? [] : [`dist/${ENV}/${phase.file} -`];
     });
     const applied = kubectl(good()).filter(isApply).filter((c) => !flag(c, '--applyset'))
@@ -439,7 +455,8 @@ describe('a good deploy', () => {
     const calls = kubectl(good());
     for (const waited of plan.objects.filter((o) => o.wait !== 'none')) {
       const phase = plan.phases.findIndex((p) => p.id === waited.phase);
-      const ownApply = calls.findIndex((c) => isApply(c) && target(c) === `dist/${ENV}/${fileOf(waited.phase)}`);
+      const ownApply = calls.findIndex(
+        (c) => isApply(c) && target(c) === `dist/${ENV}/${fileOf(waited.phase)}`);
       const wait = calls.findIndex((c, i) => i > ownApply && names(c, waited.name)
         && (waited.wait === 'rollout' ? words(c).slice(0, 2).join(' ') === 'rollout status'
           : verb(c) === 'get' && words(c).includes(waited.resource)));
@@ -455,7 +472,8 @@ describe('a good deploy', () => {
     const calls = scenarios.flatMap((entry) => kubectl(entry.run as Run));
 
     expect(kubectl(good()).length).toBeGreaterThan(20);
-    expect(calls.filter((c) => c.args[0] !== '--context' || c.args[1] !== plan.settings.kubeContext)).toEqual([]);
+    expect(calls.filter((c) => c.args[0] !== '--context' || c.args[1] !== plan.settings.kubeContext))
+      .toEqual([]);
   });
 
   test('applies the Ingress only after the Certificate reported Ready', () => {
@@ -463,8 +481,9 @@ describe('a good deploy', () => {
     const certificate = object('ready');
     const ingressFile = fileOf(plan.objects.find((o) => o.resource.startsWith('ingress.'))?.phase ?? '');
     const ingressApply = calls.findIndex((c) => isApply(c) && target(c) === `dist/${ENV}/${ingressFile}`);
-    const readyReads = calls.slice(0, ingressApply).filter((c) => verb(c) === 'get' && names(c, certificate.name)
-      && words(c).includes(certificate.resource) && (flag(c, '-o') ?? '').includes('Ready'));
+    const readyReads = calls.slice(0, ingressApply).filter((c) => verb(c) === 'get'
+      && names(c, certificate.name) && words(c).includes(certificate.resource)
+      && (flag(c, '-o') ?? '').includes('Ready'));
 
     expect(ingressApply).toBeGreaterThan(-1);
     expect(readyReads).toHaveLength(pendingReads + 1);
@@ -472,7 +491,8 @@ describe('a good deploy', () => {
 
   test('decrypts each SOPS Secret with sops --decrypt straight into kubectl apply -f - in its namespace', () => {
     const decrypts = good().calls.filter((c) => c.tool === 'sops');
-    const secretApplies = kubectl(good()).filter((c) => isApply(c) && objectsOf(c).some((o) => o.kind === 'Secret'));
+    const secretApplies = kubectl(good())
+      .filter((c) => isApply(c) && objectsOf(c).some((o) => o.kind === 'Secret'));
 
     expect(decrypts.map((c) => c.args)).toEqual(plan.secrets.map((s) => ['--decrypt', s.file]));
     expect(secretApplies.map((c) => [flag(c, '--namespace'), objectsOf(c).map((o) => o.metadata.name)]))
@@ -487,15 +507,17 @@ describe('a good deploy', () => {
 
   test('applies server-side with the field manager vergabe-deploy and takes fields back with --force-conflicts', () => {
     for (const call of kubectl(good()).filter(isApply).filter((c) => !flag(c, '--applyset'))) {
-      expect(call.args).toEqual(expect.arrayContaining(['--server-side', '--field-manager=vergabe-deploy', '--force-conflicts']));
+      expect(call.args).toEqual(
+        expect.arrayContaining(['--server-side', '--field-manager=vergabe-deploy', '--force-conflicts']));
     }
   });
 
   test('never applies a kept object (Namespace, volumes, database, role) or a Secret under an ApplySet', () => {
     const kept = plan.objects.filter((o) => o.prune === 'keep');
     const keptFiles = new Set(kept.map((o) => `dist/${ENV}/${fileOf(o.phase)}`));
-    const holdsKept = (call: Call) => keptFiles.has(target(call)) || objectsOf(call).some((o) => o.kind === 'Secret'
-      || kept.some((k) => k.name === o.metadata.name && k.resource === resourceOf(o)));
+    const holdsKept = (call: Call) => keptFiles.has(target(call))
+      || objectsOf(call).some((o) => o.kind === 'Secret'
+        || kept.some((k) => k.name === o.metadata.name && k.resource === resourceOf(o)));
     const keptApplies = kubectl(good()).filter((c) => isApply(c) && holdsKept(c));
 
     expect(keptApplies.length).toBe(keptFiles.size + plan.secrets.length);
@@ -508,9 +530,11 @@ describe('a good deploy', () => {
   test('prunes once, at the end: exactly the prune objects, as one ApplySet, with its own field manager', () => {
     const applies = kubectl(good()).filter(isApply);
     const last = applies[applies.length - 1];
-    const members = objectsOf(last).map((o) => `${resourceOf(o)} ${o.metadata.namespace ?? '-'} ${o.metadata.name}`);
+    const members = objectsOf(last)
+      .map((o) => `${resourceOf(o)} ${o.metadata.namespace ?? '-'} ${o.metadata.name}`);
 
-    expect(applies.filter((c) => c.args.some((a) => a.startsWith('--applyset') || a === '--prune'))).toEqual([last]);
+    expect(applies.filter((c) => c.args.some((a) => a.startsWith('--applyset') || a === '--prune')))
+      .toEqual([last]);
     expect(flag(last, '--applyset')).toBe(`configmaps/applyset-${ENV}`);
     expect(last.args).toEqual(expect.arrayContaining(['--prune', '--server-side',
       '--field-manager=vergabe-deploy-applyset', '--force-conflicts', '-n', plan.settings.namespace]));
@@ -522,8 +546,10 @@ describe('a good deploy', () => {
 
   test('removes the older migration Jobs of the app, not the current one, once the current one completed', () => {
     const calls = kubectl(good());
-    const deletes = calls.filter((c) => verb(c) === 'delete' && words(c).some((w) => w.startsWith('job.batch/')));
-    const appApply = calls.findIndex((c) => isApply(c) && target(c) === `dist/${ENV}/${fileOf(object('rollout').phase)}`);
+    const deletes = calls.filter((c) => verb(c) === 'delete'
+      && words(c).some((w) => w.startsWith('job.batch/')));
+    const appApply = calls.findIndex(
+      (c) => isApply(c) && target(c) === `dist/${ENV}/${fileOf(object('rollout').phase)}`);
 
     expect(deletes.map((c) => words(c).filter((w) => w.startsWith('job.batch/')))).toEqual([[olderJob]]);
     expect(calls.indexOf(deletes[0])).toBeLessThan(appApply);
@@ -553,7 +579,8 @@ describe('a good deploy', () => {
     expect(release).toBeGreaterThan(applies[applies.length - 1]);
     expect(lease.metadata.namespace).toBe(plan.settings.namespace);
     expect(lease.spec.holderIdentity).toMatch(/^operator@/);
-    expect(lease.metadata.annotations['vergabe-teilnahme.whywhynot.de/locked-since']).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(lease.metadata.annotations['vergabe-teilnahme.whywhynot.de/locked-since'])
+      .toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
   test('ends with a summary: image, URL and certificate expiry', () => {
@@ -563,7 +590,9 @@ describe('a good deploy', () => {
   });
 
   test('announces every phase of the plan', () => {
-    for (const phase of plan.phases) expect(good().stdout).toMatch(new RegExp(`^==> phase \\d+/\\d+ ${phase.id}: `, 'm'));
+    for (const phase of plan.phases) {
+      expect(good().stdout).toMatch(new RegExp(`^==> phase \\d+/\\d+ ${phase.id}: `, 'm'));
+    }
   });
 
   test('asks kubectl auth can-i --list once per namespace it writes to, nothing singly when the lists grant all', () => {
@@ -589,8 +618,8 @@ describe('the permission check', () => {
     '                                       [*]         []              [*]',
   ].join('\n');
   const asked = ['create secrets', 'get secrets', 'patch secrets', 'patch jobs.batch',
-    'delete leases.coordination.k8s.io', 'patch deployments.apps', 'create deployments.apps', 'delete configmaps',
-    'delete configmaps.example.io'];
+    'delete leases.coordination.k8s.io', 'patch deployments.apps', 'create deployments.apps',
+    'delete configmaps', 'delete configmaps.example.io'];
 
   test('grants by name and by wildcard, never by a rule for some names, a subresource or a URL', () => {
     const script = `source scripts/lib.sh && source scripts/waits.sh && source scripts/preflight.sh
@@ -627,18 +656,23 @@ describe('preflight stops before anything is applied', () => {
     expectStoppedBeforeAnyChange(wrongContext(), /current context is gitea-admin, but production deploys to railiance01/);
   });
 
-  const missingCrd = scenario('vergabe-deploy', { scenario: { STANDIN_MISSING_RESOURCES: 'databaseroles.postgresql.cnpg.io' } });
+  const missingCrd = scenario('vergabe-deploy', {
+    scenario: { STANDIN_MISSING_RESOURCES: 'databaseroles.postgresql.cnpg.io' },
+  });
   test('when the cluster does not serve a CRD the manifests use', () => {
     expectStoppedBeforeAnyChange(missingCrd(), /does not serve databaseroles\.postgresql\.cnpg\.io/);
   });
 
-  const dirty = scenario('vergabe-deploy', { prepare: (repo) => edit(repo, `config/${ENV}.yaml`, (t) => `${t}# a change\n`) });
+  const dirty = scenario('vergabe-deploy', {
+    prepare: (repo) => edit(repo, `config/${ENV}.yaml`, (t) => `${t}# a change\n`),
+  });
   test('when the working tree has uncommitted changes', () => {
     expectStoppedBeforeAnyChange(dirty(), /uncommitted changes \(config\/production\.yaml\).*ALLOW_DIRTY=1/);
   });
 
   const stale = scenario('vergabe-deploy', { prepare: (repo) => {
-    edit(repo, `config/${ENV}.yaml`, (t) => t.replace(/^(\s+timeoutSeconds:\s*)(\d+)$/m, (_, key, value) => `${key}${+value + 15}`));
+    edit(repo, `config/${ENV}.yaml`,
+      (t) => t.replace(/^(\s+timeoutSeconds:\s*)(\d+)$/m, (_, key, value) => `${key}${+value + 15}`));
     commit(repo);
   } });
   test('when dist/ is not what the committed code synthesizes', () => {
@@ -646,7 +680,8 @@ describe('preflight stops before anything is applied', () => {
   });
 
   const plainText = scenario('vergabe-deploy', () => ({ prepare: (repo) => {
-    edit(repo, plan.secrets[0].file, (t) => t.replace(/^( {2}[a-z-]+: )ENC\[.*$/m, '$1plain-text-password-123'));
+    edit(repo, plan.secrets[0].file,
+      (t) => t.replace(/^( {2}[a-z-]+: )ENC\[.*$/m, '$1plain-text-password-123'));
     commit(repo);
   } }));
   test('when a secrets file holds a plain-text value, without printing it', () => {
@@ -724,7 +759,9 @@ describe('preflight stops before anything is applied', () => {
     expectStoppedBeforeAnyChange(roleInCluster(), new RegExp(`lists role ${plan.settings.databaseRole} in spec\\.managed\\.roles`));
   });
 
-  const dns = scenario('vergabe-deploy', () => ({ scenario: { STANDIN_DNS: `${plan.settings.ingressAddress} 203.0.113.7` } }));
+  const dns = scenario('vergabe-deploy', () => ({
+    scenario: { STANDIN_DNS: `${plan.settings.ingressAddress} 203.0.113.7` },
+  }));
   test('when the host does not resolve to the ingress address only', () => {
     expectStoppedBeforeAnyChange(dns(), /resolves to .*203\.0\.113\.7.*, not only to the ingress address/);
   });
@@ -732,7 +769,8 @@ describe('preflight stops before anything is applied', () => {
 
 describe('a failing phase stops the deploy', () => {
   const failingSecret = () => plan.secrets[plan.secrets.length - 1];
-  const sopsFails = scenario('vergabe-deploy', () => ({ scenario: { STANDIN_SOPS_FAIL: failingSecret().name } }));
+  const sopsFails = scenario('vergabe-deploy',
+    () => ({ scenario: { STANDIN_SOPS_FAIL: failingSecret().name } }));
   test('a failing sops stops it: nothing after that Secret is applied and the lock is released', () => {
     const run = sopsFails();
     const applies = kubectl(run).filter(isApply).map(target);
@@ -746,25 +784,31 @@ describe('a failing phase stops the deploy', () => {
     expect(kubectl(run).filter((c) => verb(c) === 'delete' && words(c).includes('lease'))).toHaveLength(1);
   });
 
-  const migrationFails = scenario('vergabe-deploy', { scenario: { STANDIN_JOB_RESULT: 'FailureTarget Failed' } });
+  const migrationFails = scenario('vergabe-deploy',
+    { scenario: { STANDIN_JOB_RESULT: 'FailureTarget Failed' } });
   test('a failed migration prints its logs and leaves the Deployment unapplied', () => {
     const run = migrationFails();
-    const appFile = plan.phases.find((p) => p.id === plan.objects.find((o) => o.wait === 'rollout')?.phase)?.file;
+    const appFile = plan.phases
+      .find((p) => p.id === plan.objects.find((o) => o.wait === 'rollout')?.phase)?.file;
 
     expect(run.status).not.toBe(0);
     expect(run.stdout).toContain('the stand-in\'s log line');
     expect(errorLines(run)).toEqual([expect.stringMatching(/did not complete \(Failed; logs above\).*running version keeps serving/)]);
     expect(kubectl(run).filter(isApply).map(target)).not.toContain(`dist/${ENV}/${appFile}`);
-    expect(kubectl(run).filter((c) => verb(c) === 'delete' && words(c).some((w) => w.startsWith('job.batch/')))).toEqual([]);
+    expect(kubectl(run).filter((c) => verb(c) === 'delete' && words(c).some((w) => w.startsWith('job.batch/'))))
+      .toEqual([]);
     expect(kubectl(run).some((c) => flag(c, '--applyset'))).toBe(false);
   });
 
-  const backupFails = scenario('vergabe-deploy', { vars: ['BACKUP=1'], scenario: { STANDIN_BACKUP_PHASE: 'failed' } });
+  const backupFails = scenario('vergabe-deploy',
+    { vars: ['BACKUP=1'], scenario: { STANDIN_BACKUP_PHASE: 'failed' } });
   test('a failed backup (BACKUP=1) stops before the migrations', () => {
     const run = backupFails();
-    const create = kubectl(run).find((c) => verb(c) === 'create' && (c.stdin ?? '').includes('kind: Backup')) as Call;
+    const create = kubectl(run)
+      .find((c) => verb(c) === 'create' && (c.stdin ?? '').includes('kind: Backup')) as Call;
     const backup = parse(create.stdin as string);
-    const migrateFile = plan.phases.find((p) => p.id === plan.objects.find((o) => o.wait === 'complete')?.phase)?.file;
+    const migrateFile = plan.phases
+      .find((p) => p.id === plan.objects.find((o) => o.wait === 'complete')?.phase)?.file;
 
     expect(backup.apiVersion).toBe('postgresql.cnpg.io/v1');
     expect(backup.metadata.namespace).toBe(plan.settings.databaseNamespace);
@@ -777,7 +821,8 @@ describe('a failing phase stops the deploy', () => {
 });
 
 describe('overrides', () => {
-  const certificateLate = scenario('vergabe-deploy', { scenario: { STANDIN_CERT_PENDING: '1000', TIMEOUT_READY: '0' } });
+  const certificateLate = scenario('vergabe-deploy',
+    { scenario: { STANDIN_CERT_PENDING: '1000', TIMEOUT_READY: '0' } });
   test('a wait that passes its timeout (TIMEOUT_READY=0 here) stops the deploy before the Ingress', () => {
     const run = certificateLate();
     const certificate = plan.objects.find((o) => o.wait === 'ready') as Plan['objects'][number];
@@ -831,7 +876,8 @@ describe('DRY_RUN=1', () => {
     expect(dry().stdout).toMatch(/KUBECTL_APPLYSET=true kubectl .* --applyset=configmaps\/applyset-production --prune/);
   });
 
-  const smoke = scenario('vergabe-smoke', { vars: ['DRY_RUN=1', 'SMOKE_ARGS=--https-port 8443 --ca test-ca.pem'] });
+  const smoke = scenario('vergabe-smoke',
+    { vars: ['DRY_RUN=1', 'SMOKE_ARGS=--https-port 8443 --ca test-ca.pem'] });
   test('shows the smoke check with the host, address and health path of the plan', () => {
     const s = plan.settings;
 
@@ -845,7 +891,8 @@ describe('DRY_RUN=1', () => {
 describe('ENV', () => {
   const staging = scenario('vergabe-deploy', { vars: ['ENV=staging', 'DRY_RUN=1'], scenario: { SMOKE: '1' } });
   test('selects dist/$(ENV)/ and its plan\'s context for every step: nothing is production-specific', () => {
-    const settings = Object.fromEntries(readFileSync(join(template, 'dist', 'staging', 'plan.tsv'), 'utf8').split('\n')
+    const planText = readFileSync(join(template, 'dist', 'staging', 'plan.tsv'), 'utf8');
+    const settings = Object.fromEntries(planText.split('\n')
       .filter((l) => l.startsWith('setting\t')).map((l) => l.split('\t').slice(1)));
     const commands = staging().stdout.split('\n').filter((l) => l.trim().startsWith('$ '));
 
@@ -867,7 +914,8 @@ describe('make vergabe-diff', () => {
     const diffs = kubectl(differences()).filter((c) => verb(c) === 'diff');
 
     expect(differences().status).toBe(0);
-    expect(diffs.map(target)).toEqual(plan.phases.filter((p) => p.file !== '-').map((p) => `dist/${ENV}/${p.file}`));
+    expect(diffs.map(target))
+      .toEqual(plan.phases.filter((p) => p.file !== '-').map((p) => `dist/${ENV}/${p.file}`));
     for (const call of diffs) expect(call.args).toContain('--server-side');
     expect(differences().stdout).toMatch(/differences in /);
   });
@@ -893,7 +941,9 @@ describe('make vergabe-status', () => {
     expect(status().stdout).toMatch(/ingress +\S+: address not found/);
     expect(status().stdout).toMatch(/image +gitea\.coulomb\.social/);
     expect(status().stdout).toMatch(/deploy lock +free/);
-    for (const call of kubectl(status())) expect(call.args.slice(0, 2)).toEqual(['--context', plan.settings.kubeContext]);
+    for (const call of kubectl(status())) {
+      expect(call.args.slice(0, 2)).toEqual(['--context', plan.settings.kubeContext]);
+    }
   });
 });
 
@@ -901,7 +951,8 @@ describe('make vergabe-migrate', () => {
   const forced = scenario('vergabe-migrate', { vars: ['FORCE=1'] });
   test('FORCE=1 deletes the existing Job, applies it again, waits and prints its logs', () => {
     const calls = kubectl(forced());
-    const remove = calls.findIndex((c) => verb(c) === 'delete' && words(c).includes(plan.settings.migrationJob));
+    const remove = calls.findIndex(
+      (c) => verb(c) === 'delete' && words(c).includes(plan.settings.migrationJob));
     const apply = calls.findIndex(isApply);
 
     expect(forced().status).toBe(0);
@@ -981,8 +1032,10 @@ describe('the other operator targets', () => {
 
     expect(logs().status).toBe(0);
     expect(seed().status).toBe(0);
-    expect(words(kubectl(logs())[0])).toEqual(['logs', deployment, '--all-containers', '--prefix', '--tail=200']);
-    expect(words(kubectl(seed())[0])).toEqual(['exec', deployment, '--', plan.settings.python, plan.settings.managePy, 'seed']);
+    expect(words(kubectl(logs())[0]))
+      .toEqual(['logs', deployment, '--all-containers', '--prefix', '--tail=200']);
+    expect(words(kubectl(seed())[0]))
+      .toEqual(['exec', deployment, '--', plan.settings.python, plan.settings.managePy, 'seed']);
     for (const call of [...kubectl(logs()), ...kubectl(seed())]) {
       expect(call.args.slice(0, 2)).toEqual(['--context', plan.settings.kubeContext]);
     }
