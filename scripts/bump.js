@@ -12,12 +12,10 @@
  * before a long build, which reads the repository from that last line).
  */
 'use strict';
-const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const vm = require('vm');
 const { spawnSync } = require('child_process');
-const { createRequire } = require('module');
+const { BundleError, loadTypeScript } = require('./ts-module');
 
 const root = path.resolve(__dirname, '..');
 const USAGE = 'usage: node scripts/bump.js --env <environment> --tag <commit> '
@@ -70,134 +68,18 @@ function parseArguments(argv) {
 }
 
 /**
- * The bundle of lib/image-bump.ts is kept in .cache/bump/ with a hash of each file it was built
- * from, and used again while every one is unchanged: the next bump (scripts/image.sh makes two)
- * then needs no esbuild run. BUILD_INPUTS shape the bundle without being part of it.
- */
-const KEPT = {
-  bundle: path.join(root, '.cache', 'bump', 'image-bump.js'),
-  inputs: path.join(root, '.cache', 'bump', 'image-bump.inputs.json'),
-};
-const BUILD_INPUTS = [
-  path.relative(root, __filename), 'package.json', 'tsconfig.json', 'node_modules/esbuild/package.json',
-];
-
-/**
- * @param {string} file relative to the project
- * @returns {string} a hash of its content, or `missing`
- */
-function contentHash(file) {
-  try {
-    return crypto.createHash('sha1').update(fs.readFileSync(path.join(root, file))).digest('base64url');
-  } catch {
-    return 'missing';
-  }
-}
-
-/** @returns {string | undefined} the kept bundle, when every file it was built from is as it was then */
-function keptBundle() {
-  try {
-    /** @type {Record<string, string>} */
-    const inputs = JSON.parse(fs.readFileSync(KEPT.inputs, 'utf8'));
-    const code = fs.readFileSync(KEPT.bundle, 'utf8');
-    const unchanged = Object.entries(inputs).every(([file, hash]) => contentHash(file) === hash);
-    return unchanged ? code : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Keeps `code` with the hashes of `files`, unless one of them was written after the file clock
- * read `since` (esbuild may have read it before): then the next run bundles again. A bundle that
- * cannot be kept (e.g. a read-only checkout) only costs that next run's esbuild call.
- * @param {string} code
- * @param {string[]} files relative to the project
- * @param {number} since
- */
-function keepBundle(code, files, since) {
-  try {
-    /** @type {Record<string, string>} */
-    const inputs = {};
-    for (const file of files) {
-      if (fs.existsSync(path.join(root, file)) && fs.statSync(path.join(root, file)).ctimeMs >= since) return;
-      inputs[file] = contentHash(file);
-    }
-    fs.rmSync(KEPT.inputs, { force: true });
-    for (const [file, content] of [[KEPT.bundle, code], [KEPT.inputs, JSON.stringify(inputs, null, 1)]]) {
-      const temporary = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(temporary, content);
-      fs.renameSync(temporary, file);
-    }
-  } catch {
-    // not kept: the next run bundles again
-  }
-}
-
-/**
- * The file system's clock now, for comparing with file times (which the kernel takes from a
- * coarser clock than Date.now()); undefined when .cache/bump/ cannot be written.
- * @returns {number | undefined}
- */
-function fileClock() {
-  const marker = path.join(path.dirname(KEPT.bundle), `clock.${process.pid}.tmp`);
-  try {
-    fs.mkdirSync(path.dirname(marker), { recursive: true });
-    fs.writeFileSync(marker, '');
-    return fs.statSync(marker).ctimeMs;
-  } catch {
-    return undefined;
-  } finally {
-    fs.rmSync(marker, { force: true });
-  }
-}
-
-/** @returns {string} lib/image-bump.ts bundled by esbuild, and kept for the next run */
-function bundleImageBump() {
-  // One build per process: esbuild's worker thread for synchronous calls would only add its own
-  // start-up (about 30 ms) to the call of the esbuild binary.
-  process.env.ESBUILD_WORKER_THREADS = '0';
-  const esbuild = require('esbuild');
-  /** @type {import('esbuild').BuildOptions & { write: false, metafile: true }} */
-  const options = {
-    absWorkingDir: root,
-    entryPoints: ['lib/image-bump.ts'],
-    bundle: true,
-    packages: 'external',
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    write: false,
-    metafile: true,
-    logLevel: 'error',
-  };
-  const since = fileClock();
-  let result;
-  try {
-    result = esbuild.buildSync(options);
-  } catch {
-    throw new BumpError(['bump: bundling lib/image-bump.ts failed (errors above); nothing written']);
-  }
-  const code = result.outputFiles[0].text;
-  if (since !== undefined) keepBundle(code, [...BUILD_INPUTS, ...Object.keys(result.metafile.inputs)], since);
-  return code;
-}
-
-/**
- * lib/image-bump.ts bundled with esbuild (no type check, as `npm run synth`), or the bundle kept
- * from an earlier run; the libraries it imports (yaml, ajv) are loaded from node_modules.
+ * lib/image-bump.ts bundled with esbuild (no type check, as `npm run synth`), kept in
+ * .cache/bump/ for the next run (scripts/image.sh makes two); the libraries it imports (yaml,
+ * ajv) are loaded from node_modules.
  * @returns {ImageBumpModule}
  */
 function loadImageBump() {
-  const code = keptBundle() ?? bundleImageBump();
-  const filename = path.join(root, 'lib', 'image-bump.bundle.js');
-  const wrapper = vm.runInThisContext(
-    `(function (exports, require, module, __filename, __dirname) {${code}\n})`,
-    { filename },
-  );
-  const bundleModule = { exports: {} };
-  wrapper(bundleModule.exports, createRequire(filename), bundleModule, filename, path.dirname(filename));
-  return /** @type {ImageBumpModule} */ (bundleModule.exports);
+  try {
+    return /** @type {ImageBumpModule} */ (loadTypeScript('lib/image-bump.ts', 'bump'));
+  } catch (error) {
+    if (!(error instanceof BundleError)) throw error;
+    throw new BumpError([`bump: ${error.message}; nothing written`]);
+  }
 }
 
 /** @returns {string[]} the environments, from config/*.yaml */

@@ -8,29 +8,19 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
+const { loadTypeScript } = require('./ts-module');
 
 const root = path.resolve(__dirname, '..');
 const target = path.join(root, 'lib', 'config-validator.js');
 
 /** @returns {string} what lib/config-validator.js must hold */
 function generate() {
-  const esbuild = require('esbuild');
-  const result = esbuild.buildSync({
-    absWorkingDir: root,
-    entryPoints: ['lib/config-validator-source.ts'],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    packages: 'external',
-    write: false,
-    logLevel: 'error',
-  });
-  const module = { exports: /** @type {{ configValidatorSource?: () => string }} */ ({}) };
-  new Function('module', 'exports', 'require', result.outputFiles[0].text)(module, module.exports, require);
-  if (!module.exports.configValidatorSource) {
+  const source = /** @type {{ configValidatorSource?: () => string }} */ (
+    loadTypeScript('lib/config-validator-source.ts', 'validator'));
+  if (!source.configValidatorSource) {
     throw new Error('lib/config-validator-source.ts exports no configValidatorSource');
   }
-  return module.exports.configValidatorSource();
+  return source.configValidatorSource();
 }
 
 const source = generate();
