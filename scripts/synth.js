@@ -14,8 +14,12 @@
  *   A new file only enters a bundle once an input imports it, and that edit changes the input.
  * - Loading one file instead of a few hundred modules saves module resolution, and V8's code
  *   cache of each bundle (made after its first run, like Node 22's module.enableCompileCache())
- *   saves parsing and compiling it again. A cache names the exact bundle and Node it belongs to;
- *   any other cache is ignored and replaced.
+ *   saves parsing and compiling it again. A cache names the exact bundle (a hash of its content)
+ *   and Node it belongs to; any other cache is ignored and replaced.
+ * - A synth with nothing changed does no work: the last full synth recorded what it read (the
+ *   bundles, every file in config/) and a hash of every file it wrote to dist/. While all of them
+ *   are as recorded, dist/ is what the code synthesizes, and the synth prints the recorded report
+ *   without loading cdk8s. `--force` synthesizes anyway.
  */
 'use strict';
 const crypto = require('crypto');
@@ -26,6 +30,12 @@ const { createRequire, isBuiltin } = require('module');
 
 const root = path.resolve(__dirname, '..');
 const cacheDir = path.join(root, '.cache', 'synth');
+/** The folders main.ts reads its data from and writes to, relative to the project. */
+const CONFIG_DIR = 'config';
+const OUT_DIR = 'dist';
+/** What the last full synth read and wrote (see LastRun). */
+const LAST_RUN = path.join(cacheDir, 'last-run.json');
+const USAGE = 'usage: node scripts/synth.js [--force]   (--force: synthesize even when nothing changed)';
 
 /** Files that change a bundle without being part of it (a missing one is recorded as missing). */
 const BUILD_INPUTS = [
@@ -126,8 +136,8 @@ function stampInput(file, since) {
   } catch {
     return 'missing';
   }
-  // A file saved while esbuild ran may be in the bundle as it was before: build again next time.
-  if (stat.ctimeMs >= since) return 'changed while bundling';
+  // A file saved while it was being read may have been read as it was before: redo it next time.
+  if (stat.ctimeMs >= since) return 'changed while in use';
   return isOwn(file) ? `${times(stat)} ${contentHash(absolute)}` : times(stat);
 }
 
@@ -273,8 +283,11 @@ function buildVendor(packages, reason) {
  * @returns {unknown} the bundle's exports
  */
 function load(bundle, requireFn) {
-  const source = fs.readFileSync(bundle.file, 'utf8');
-  const key = Buffer.from(`${process.version} ${process.arch} ${times(fs.statSync(bundle.file))}\n`);
+  const bytes = fs.readFileSync(bundle.file);
+  const source = bytes.toString('utf8');
+  // By content, so that a copy of the project (new file times, same bundle) uses the cache too.
+  const digest = crypto.createHash('sha1').update(bytes).digest('base64url');
+  const key = Buffer.from(`${process.version} ${process.arch} ${digest}\n`);
   /** @type {Buffer | undefined} */
   let cachedData;
   try {
@@ -303,7 +316,160 @@ function load(bundle, requireFn) {
   return bundleModule.exports;
 }
 
+/**
+ * @typedef {object} LastRun
+ * @property {string} node the Node version that ran it
+ * @property {Record<string, string>} bundles each bundle file's times (a rebuilt bundle changes them)
+ * @property {Record<string, string>} inputs every file in config/, stamped as bundle inputs are
+ * @property {Record<string, string>} outputs every file under dist/ with a hash of its content
+ * @property {string} report what the synth printed on standard output
+ */
+
+/**
+ * Every file under `dir` (relative to the project) with a hash of its content, by path; an empty
+ * record when `dir` does not exist.
+ * @param {string} dir
+ * @returns {Record<string, string>}
+ */
+function digestTree(dir) {
+  /** @type {Record<string, string>} */
+  const out = {};
+  /** @param {string} folder */
+  const walk = (folder) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(path.join(root, folder), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const file = path.join(folder, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else out[file] = contentHash(path.join(root, file));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * Every entry of config/ (sorted names; a subfolder counts as an entry), stamped with its times and
+ * content hash.
+ * @param {number} since the file clock when the synth started
+ * @returns {Record<string, string>}
+ */
+function stampConfig(since) {
+  /** @type {Record<string, string>} */
+  const stamps = {};
+  /** @type {string[]} */
+  let names = [];
+  try {
+    names = fs.readdirSync(path.join(root, CONFIG_DIR)).sort();
+  } catch {
+    // no config/: main.ts says so, and nothing is recorded
+  }
+  for (const name of names) {
+    const file = path.join(CONFIG_DIR, name);
+    stamps[file] = fs.statSync(path.join(root, file)).isDirectory() ? 'folder' : stampInput(file, since);
+  }
+  return stamps;
+}
+
+/**
+ * The last full synth's report, when nothing it depends on changed since: same Node, same bundles,
+ * the same files in config/ with the same content, and dist/ exactly as it wrote it.
+ * @returns {string | undefined}
+ */
+function currentReport() {
+  /** @type {LastRun} */
+  let last;
+  try {
+    last = JSON.parse(fs.readFileSync(LAST_RUN, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (last.node !== process.version) return undefined;
+  for (const bundle of [APP, VENDOR]) {
+    let stat;
+    try {
+      stat = fs.statSync(bundle.file);
+    } catch {
+      return undefined;
+    }
+    if (last.bundles[path.basename(bundle.file)] !== times(stat)) return undefined;
+  }
+
+  let names;
+  try {
+    names = fs.readdirSync(path.join(root, CONFIG_DIR)).sort().map((name) => path.join(CONFIG_DIR, name));
+  } catch {
+    return undefined;
+  }
+  if (names.join('\n') !== Object.keys(last.inputs).join('\n')) return undefined;
+  for (const [file, recorded] of Object.entries(last.inputs)) {
+    if (recorded === 'folder' || !unchanged(file, recorded)) return undefined;
+  }
+
+  const outputs = digestTree(OUT_DIR);
+  const files = Object.keys(outputs);
+  if (files.length !== Object.keys(last.outputs).length) return undefined;
+  if (files.some((file) => last.outputs[file] !== outputs[file])) return undefined;
+  return last.report;
+}
+
+/**
+ * Records a full synth that succeeded, for the next one to compare with.
+ * @param {Record<string, string>} inputs config/ as stamped when the synth started
+ * @param {string} report what it printed on standard output
+ */
+function recordRun(inputs, report) {
+  /** @type {Record<string, string>} */
+  const bundles = {};
+  for (const bundle of [APP, VENDOR]) bundles[path.basename(bundle.file)] = times(fs.statSync(bundle.file));
+  /** @type {LastRun} */
+  const last = { node: process.version, bundles, inputs, outputs: digestTree(OUT_DIR), report };
+  try {
+    writeWhole(LAST_RUN, JSON.stringify(last, null, 1));
+  } catch {
+    // without a record the next synth only does the work again
+  }
+}
+
+/**
+ * Passes everything written to standard output through, and keeps a copy.
+ * @returns {() => string} what was written so far
+ */
+function teeStdout() {
+  /** @type {string[]} */
+  const chunks = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = /** @type {typeof process.stdout.write} */ ((chunk, ...rest) => {
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return write(chunk, .../** @type {[any]} */ (rest));
+  });
+  return () => chunks.join('');
+}
+
+/**
+ * @param {string[]} args the command-line arguments
+ * @returns {boolean} whether `--force` was given
+ */
+function parseArgs(args) {
+  for (const arg of args) {
+    if (arg === '-h' || arg === '--help') {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    if (arg !== '--force') {
+      console.error(`synth: unknown argument ${JSON.stringify(arg)}; ${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return args.includes('--force');
+}
+
 function synth() {
+  const force = parseArgs(process.argv.slice(2));
   process.chdir(root);
   const appStamps = readStamps(APP);
   const appReason = rebuildReason(appStamps);
@@ -316,10 +482,24 @@ function synth() {
     ?? (vendorStamps?.packages.join() === app.packages.join() ? undefined : 'main.ts imports other packages');
   if (vendorReason !== undefined) buildVendor(app.packages, vendorReason);
 
+  if (!force && appReason === undefined && vendorReason === undefined) {
+    const report = currentReport();
+    if (report !== undefined) {
+      process.stdout.write(report);
+      console.error('synth: nothing changed since the last synth, dist/ is current (--force synthesizes anyway)');
+      return;
+    }
+  }
+
+  fs.rmSync(LAST_RUN, { force: true });
+  const inputs = stampConfig(fileClock());
+  const printed = teeStdout();
   const nodeRequire = createRequire(APP.file);
   const vendor = /** @type {Record<string, unknown>} */ (load(VENDOR, createRequire(VENDOR.file)));
   const packages = new Set(app.packages);
   load(APP, (id) => (packages.has(id) ? vendor[id] : nodeRequire(id)));
+  // main.ts sets the exit code when the configuration is bad; it has then written nothing.
+  if (!process.exitCode) recordRun(inputs, printed());
 }
 
 if (require.main === module) synth();

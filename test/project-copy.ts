@@ -66,18 +66,18 @@ function identity(dir: string): string | undefined {
 }
 
 /**
- * Copies the repository's synth bundles and their input stamps into `dir` (`bundles`: only those
- * named, e.g. `['vendor']`). The synth there checks them against the copy's own inputs by content,
- * as in the repository, and bundles again on any difference. V8's code caches are left out: they
- * name the bundle file's times, which a copy changes. When a synth in the repository rewrites the
- * folder meanwhile, the copy is dropped.
+ * Copies the repository's synth bundles, their input stamps and V8's code caches of them into
+ * `dir` (`bundles`: only those named, e.g. `['vendor']`). The synth there checks them against the
+ * copy's own inputs by content, as in the repository, and bundles again on any difference; a code
+ * cache names its bundle's content, so a copy uses it. The record of the repository's last synth
+ * is left out. When a synth in the repository rewrites the folder meanwhile, the copy is dropped.
  */
 export function copySynthCache(dir: string, bundles: readonly string[] = ['main', 'vendor']): void {
   const from = join(ROOT, '.cache', 'synth');
   const to = join(dir, '.cache', 'synth');
   const before = identity(from);
   if (before === undefined) return;
-  const wanted = new Set(bundles.flatMap((name) => [`${name}.js`, `${name}.inputs.json`]));
+  const wanted = new Set(bundles.flatMap((name) => [`${name}.js`, `${name}.inputs.json`, `${name}.js.v8`]));
   cpSync(from, to, { recursive: true, filter: (file) => file === from || wanted.has(basename(file)) });
   if (identity(from) !== before) rmSync(to, { recursive: true, force: true });
 }

@@ -22,11 +22,27 @@ let copy: string;
 const bundle = () => join(copy, '.cache', 'synth', 'main.js');
 const codeCache = () => join(copy, '.cache', 'synth', 'main.js.v8');
 
-/** Runs the synth in the copy; fails the test when it does not exit 0. `rebuilt`: any bundle was built. */
-function runSynth(): { stderr: string; rebuilt: boolean } {
-  const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: copy, encoding: 'utf8' });
+/**
+ * Runs the synth in the copy; fails the test when it does not exit 0. `rebuilt`: any bundle was
+ * built; `skipped`: nothing had changed, so it did no work.
+ */
+function runSynth(...args: string[]): { stdout: string; stderr: string; rebuilt: boolean; skipped: boolean } {
+  const result = spawnSync(process.execPath, ['scripts/synth.js', ...args], { cwd: copy, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`synth exited ${result.status}:\n${result.stderr}`);
-  return { stderr: result.stderr, rebuilt: /^synth: bundled /m.test(result.stderr) };
+  return {
+    stdout: result.stdout,
+    stderr: result.stderr,
+    rebuilt: /^synth: bundled /m.test(result.stderr),
+    skipped: /^synth: nothing changed since the last synth/m.test(result.stderr),
+  };
+}
+
+/** Each dist/ file's identity (inode, time, size): changes when a file is written again. */
+function distIdentity(): string {
+  return Object.keys(distFiles()).map((file) => {
+    const stat = statSync(join(copy, 'dist', file));
+    return `${file}:${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+  }).join('\n');
 }
 
 /** The bundle file's identity: changes whenever the bundle is written again. */
@@ -80,12 +96,84 @@ test('the bundles write exactly what lib/ writes when run from its sources', () 
   expect(distFiles()).toEqual(expected);
 });
 
-test('with nothing changed the bundles are reused, from their code caches, and write the same files', () => {
+test('with nothing changed a synth does no work: same report, dist/ not written again', () => {
+  const full = runSynth('--force');
+  expect(full.skipped).toBe(false);
+  const before = distIdentity();
+
+  const again = runSynth();
+  expect(again.skipped).toBe(true);
+  expect(again.rebuilt).toBe(false);
+  expect(again.stdout).toBe(full.stdout);
+  expect(again.stdout).toMatch(/^dist\/production\/00-namespace\.yaml +1 object \(Namespace\)$/m);
+  expect(distIdentity()).toBe(before);
+});
+
+test.each<[string, () => void]>([
+  ['a hand-edited dist/ file', () => {
+    const file = join(copy, 'dist', 'production', 'plan.tsv');
+    writeFileSync(file, `${readFileSync(file, 'utf8')}# edited by hand\n`);
+  }],
+  ['a removed dist/ file', () => rmSync(join(copy, 'dist', 'staging', '60-app.yaml'))],
+  ['an extra file in dist/', () => writeFileSync(join(copy, 'dist', 'production', '99-extra.yaml'), 'kind: X\n')],
+  ['a config file saved with other content', () => {
+    const file = join(copy, 'config', 'staging.yaml');
+    writeFileSync(file, `${readFileSync(file, 'utf8')}# a comment\n`);
+  }],
+])('%s makes the next synth write dist/ again, as the code synthesizes it', (_case, change) => {
+  // Each case starts where the one before ended: dist/ current, as the last synth recorded it.
+  const files = distFiles();
+  change();
+  const result = runSynth();
+  expect(result.skipped).toBe(false);
+  expect(distFiles()).toEqual(files);
+  expect(runSynth().skipped).toBe(true);
+});
+
+test('a new file in config/ is read by the next synth', () => {
+  runSynth('--force');
+  const file = join(copy, 'config', 'zz-new.yaml');
+  writeFileSync(file, 'app: [\n');
+  try {
+    const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: copy, encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^config zz-new: /m);
+  } finally {
+    rmSync(file);
+  }
+  // The failed synth wrote nothing and recorded nothing: the next one does the work again.
+  expect(runSynth().skipped).toBe(false);
+});
+
+test('a copy of the project with the same bundles uses their code caches', () => {
+  runSynth('--force');
+  const other = mkdtempSync(join(tmpdir(), 'vergabe-synth-cache-copy-'));
+  try {
+    for (const entry of ['main.ts', 'lib', 'imports', 'scripts', 'config', 'package.json', 'tsconfig.json']) {
+      cpSync(join(copy, entry), join(other, entry), { recursive: true });
+    }
+    symlinkSync(join(ROOT, 'node_modules'), join(other, 'node_modules'));
+    cpSync(join(copy, '.cache'), join(other, '.cache'), { recursive: true });
+    const caches = ['main.js.v8', 'vendor.js.v8'].map((name) => join(other, '.cache', 'synth', name));
+    const identities = caches.map((file) => `${statSync(file).ino}:${statSync(file).mtimeMs}`);
+
+    const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: other, encoding: 'utf8' });
+    expect(result.status).toBe(0);
+    expect(result.stderr).not.toMatch(/^synth: bundled /m);
+    // A cache that V8 rejected, or that named another bundle, would have been written again.
+    expect(caches.map((file) => `${statSync(file).ino}:${statSync(file).mtimeMs}`)).toEqual(identities);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+test('--force: the bundles are reused, from their code caches, and write the same files', () => {
   // The first synth (in beforeAll) bundled, and made the code caches when it ended.
   expect(statSync(codeCache()).size).toBeGreaterThan(0);
   const before = bundleIdentity();
   const files = distFiles();
-  const second = runSynth();
+  const second = runSynth('--force');
+  expect(second.skipped).toBe(false);
   expect(second.rebuilt).toBe(false);
   expect(bundleIdentity()).toBe(before);
   expect(statSync(codeCache()).size).toBeGreaterThan(0);
@@ -165,7 +253,7 @@ test('a package newly imported by lib/ joins the packages bundle', () => {
 test('a code cache that belongs to another bundle or Node is replaced, never used', () => {
   const files = distFiles();
   writeFileSync(codeCache(), 'v0.0.0 x64 1:2:3\nnot a V8 code cache');
-  const result = runSynth();
+  const result = runSynth('--force');
   expect(result.rebuilt).toBe(false);
   expect(distFiles()).toEqual(files);
   const header = readFileSync(codeCache()).subarray(0, 40).toString('latin1');
