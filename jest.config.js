@@ -12,5 +12,6 @@ module.exports = {
   // 2-core machine that runs the test files one after another.
   maxWorkers: Math.max(2, os.availableParallelism()),
   snapshotResolver: '<rootDir>/test/snapshot-resolver.js',
+  globalSetup: '<rootDir>/test/global-setup.js',
   cacheDirectory: '<rootDir>/.cache/jest',
 };
