@@ -7,7 +7,27 @@ import { createHash } from 'crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { ROOT } from './helpers';
+
+const ROOT = join(__dirname, '..');
+
+/**
+ * `cdk8s import --output imports` (npm run import) without the command line around it: the CLI's
+ * import command reads the specs and the language from cdk8s.yaml in the working folder and hands
+ * them to the same dispatch, as here. The command line itself (argument parsing, every other
+ * command and the code generators of other languages) costs over a second of start-up and adds
+ * nothing to what is generated.
+ */
+const IMPORT = `
+  const path = require('path');
+  const cli = path.dirname(require.resolve('cdk8s-cli/package.json'));
+  const { readConfigSync } = require(path.join(cli, 'lib', 'config.js'));
+  const { parseImports } = require(path.join(cli, 'lib', 'util.js'));
+  const { importDispatch } = require(path.join(cli, 'lib', 'import', 'dispatch.js'));
+  const config = readConfigSync();
+  importDispatch(config.imports.map(parseImports), {},
+    { outdir: 'imports', targetLanguage: config.language, save: false })
+    .catch((error) => { console.error(error); process.exitCode = 1; });
+`;
 
 test('the vendored CRDs are byte-identical to the upstream files listed in their README', () => {
   const dir = join(ROOT, 'imports', 'crds');
@@ -26,10 +46,8 @@ test('imports/*.ts is what cdk8s import generates from cdk8s.yaml', () => {
     cpSync(join(ROOT, 'cdk8s.yaml'), join(copy, 'cdk8s.yaml'));
     cpSync(join(ROOT, 'imports', 'crds'), join(copy, 'imports', 'crds'), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
-    const cli = join(ROOT, 'node_modules', 'cdk8s-cli', 'bin', 'cdk8s');
-    // Without the CLI's check for a newer version of itself: a request to the npm registry.
-    const args = [cli, 'import', '--output', 'imports', '--no-check-upgrade'];
-    const result = spawnSync(process.execPath, args, { cwd: copy, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['-e', IMPORT], { cwd: copy, encoding: 'utf8' });
+    expect(result.stderr).not.toMatch(/error/i);
     expect(result.status).toBe(0);
     const generated = readdirSync(join(copy, 'imports')).filter((f) => f.endsWith('.ts')).sort();
     const committed = readdirSync(join(ROOT, 'imports')).filter((f) => f.endsWith('.ts')).sort();
