@@ -7,7 +7,7 @@
  * builds, that the registry accepts the push (authentication included), or that a real
  * registry reports its digest in the line the script reads.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { parse } from 'yaml';
@@ -42,11 +42,26 @@ function dockerCalls(): string[][] {
   return readFileSync(dockerLog, 'utf8').split('\n').filter(Boolean).map((line) => line.split('\t'));
 }
 
+/**
+ * Copies the repository's kept bundles of the scripts (yaml, lib/image-bump.ts) into the copy, so
+ * that its runs do not bundle them again: each run checks them against its own inputs, as in the
+ * repository, and bundles again on any difference. V8's code caches stay behind (they name the
+ * bundle file's times, which a copy changes).
+ */
+function copyKeptBundles(dir: string): void {
+  for (const folder of ['packages', 'bump']) {
+    const from = join(ROOT, '.cache', folder);
+    if (!existsSync(from)) continue;
+    cpSync(from, join(dir, '.cache', folder), { recursive: true, filter: (file) => !file.endsWith('.v8') });
+  }
+}
+
 const config = (environment: string) =>
   parse(readFileSync(join(project.dir, `config/${environment}.yaml`), 'utf8'));
 
 beforeAll(() => {
   project = copyProject('vergabe-image-');
+  copyKeptBundles(project.dir);
   scratch = mkdtempSync(join(tmpdir(), 'vergabe-image-app-'));
   app = join(scratch, 'vergabe-teilnahme');
   mkdirSync(app);

@@ -5,7 +5,10 @@
 'use strict';
 const crypto = require('crypto');
 const fs = require('fs');
-const YAML = require('yaml');
+const { loadPackage } = require('../../../scripts/ts-module');
+
+/** yaml as the scripts load it (a kept bundle: a faster start). */
+const YAML = /** @type {typeof import('yaml')} */ (loadPackage('yaml'));
 
 const [target, log] = process.argv.slice(2);
 const leak = process.env.SOPS_STANDIN_LEAK === '1';
