@@ -19,7 +19,6 @@
  * Exit 0 ok; 1 a Secret it cannot make or a missing input; 2 usage.
  */
 'use strict';
-const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const { loadPackage } = require('./ts-module');
@@ -75,6 +74,8 @@ function valueSource(secret, key) {
 
 /** @returns {string} a Django SECRET_KEY of DJANGO_KEY_LENGTH characters, each drawn uniformly. */
 function djangoSecretKey() {
+  // Loaded here, not at the start: `list` needs no random values.
+  const crypto = require('crypto');
   let key = '';
   for (let i = 0; i < DJANGO_KEY_LENGTH; i++) key += DJANGO_ALPHABET[crypto.randomInt(DJANGO_ALPHABET.length)];
   return key;
