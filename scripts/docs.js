@@ -17,7 +17,9 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { parse, parseAllDocuments } = require('yaml');
+const { loadPackage } = require('./ts-module');
+
+const { parse, parseAllDocuments } = /** @type {typeof import('yaml')} */ (loadPackage('yaml'));
 
 /**
  * The parts of the Kubernetes objects the docs read; everything else is ignored.

@@ -13,7 +13,9 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const YAML = require('yaml');
+const { loadPackage } = require('./ts-module');
+
+const YAML = /** @type {typeof import('yaml')} */ (loadPackage('yaml'));
 
 const root = path.resolve(__dirname, '..');
 

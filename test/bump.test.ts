@@ -6,10 +6,9 @@
  * (bad input, --dry-run, the kept bundle's checks) call the script's cli() in this process; the
  * others, and an unknown environment, run it as a command.
  */
-import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'fs';
+import { readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { ROOT } from './helpers';
-import { copyProject, ProjectCopy, RunResult } from './project-copy';
+import { copyKeptBundles, copyProject, ProjectCopy, RunResult } from './project-copy';
 
 const REPOSITORY = 'gitea.coulomb.social/coulomb/vergabe-teilnahme';
 const OLD_TAG = '0000000';
@@ -77,20 +76,6 @@ function classify(lines: string[], allowed: Record<string, RegExp>): Set<string>
     if (name) used.add(name);
   }
   return used;
-}
-
-/**
- * Copies the repository's kept bundles of the scripts (yaml, lib/image-bump.ts) into the copy, so
- * that its runs do not bundle them again: each run checks them against its own inputs, as in the
- * repository, and bundles again on any difference. V8's code caches stay behind (they name the
- * bundle file's times, which a copy changes).
- */
-function copyKeptBundles(dir: string): void {
-  for (const folder of ['packages', 'bump']) {
-    const from = join(ROOT, '.cache', folder);
-    if (!existsSync(from)) continue;
-    cpSync(from, join(dir, '.cache', folder), { recursive: true, filter: (file) => !file.endsWith('.v8') });
-  }
 }
 
 const jobNames = (lines: string[]) => new Set(lines.flatMap((l) => l.match(/-migrate-[0-9a-f]{8}/g) ?? []));

@@ -1,6 +1,6 @@
 import { spawnSync } from 'child_process';
 import {
-  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync,
+  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
 } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
@@ -10,6 +10,7 @@ import { OutputFile } from '../lib/phases';
 import { generate, OBJECTS_DOC, readDist, staleFiles, TOPOLOGY_DOC } from '../scripts/docs';
 import { configData, productionWith, ROOT, synth } from './helpers';
 import { kubernetes } from './k8s-schemas';
+import { copyKeptBundles } from './project-copy';
 
 /*
  * The operator's documentation: the generated docs match dist/ and are drawn from its objects,
@@ -126,12 +127,16 @@ describe('generated docs are up to date with dist/', () => {
     const root = mkdtempSync(join(tmpdir(), 'docs-check-'));
     try {
       mkdirSync(join(root, 'scripts'));
-      cpSync(join(ROOT, 'scripts', 'docs.js'), join(root, 'scripts', 'docs.js'));
+      for (const file of ['scripts/docs.js', 'scripts/ts-module.js', 'package.json', 'tsconfig.json']) {
+        cpSync(join(ROOT, file), join(root, file));
+      }
+      symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+      copyKeptBundles(root, ['packages']);
       cpSync(DIST, join(root, 'dist'), { recursive: true });
       const docsScript = join(root, 'scripts', 'docs.js');
       // A run this short spends more on V8's optimizing compiler than that saves: the baseline will do.
       const run = (...args: string[]) => spawnSync(process.execPath, ['--max-opt=1', docsScript, ...args], {
-        encoding: 'utf8', env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
+        encoding: 'utf8',
       });
       const topology = join(root, TOPOLOGY_DOC);
       const current = (path: string) => generated.find((f) => f.path === path)!.content;

@@ -5,8 +5,9 @@ import { Environment, parseEnvironment } from '../lib/config';
 import { OutputFile } from '../lib/phases';
 import { renderAll } from '../lib/synth';
 import { VergabeChart } from '../lib/vergabe-chart';
+import { ROOT } from './root';
 
-export const ROOT = join(__dirname, '..');
+export { ROOT };
 
 /** A Kubernetes object as synthesized. */
 export interface Manifest {

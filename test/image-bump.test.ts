@@ -7,7 +7,7 @@ import { join } from 'path';
 import { parse } from 'yaml';
 import { ConfigError } from '../lib/config';
 import { bumpImage, planImageBump } from '../lib/image-bump';
-import { ROOT } from './helpers';
+import { ROOT } from './root';
 
 const COMMIT = '3f2c1e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e';
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;

@@ -7,12 +7,12 @@
  * builds, that the registry accepts the push (authentication included), or that a real
  * registry reports its digest in the line the script reads.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { parse } from 'yaml';
-import { ROOT } from './helpers';
-import { copyProject, git, ProjectCopy, run } from './project-copy';
+import { ROOT } from './root';
+import { copyKeptBundles, copyProject, git, ProjectCopy, run } from './project-copy';
 
 const REPOSITORY = 'gitea.coulomb.social/coulomb/vergabe-teilnahme';
 const DIGEST = `sha256:${'fedcba9876543210'.repeat(4)}`;
@@ -40,20 +40,6 @@ function image(args: string[], env: NodeJS.ProcessEnv = {}) {
 function dockerCalls(): string[][] {
   if (!existsSync(dockerLog)) return [];
   return readFileSync(dockerLog, 'utf8').split('\n').filter(Boolean).map((line) => line.split('\t'));
-}
-
-/**
- * Copies the repository's kept bundles of the scripts (yaml, lib/image-bump.ts) into the copy, so
- * that its runs do not bundle them again: each run checks them against its own inputs, as in the
- * repository, and bundles again on any difference. V8's code caches stay behind (they name the
- * bundle file's times, which a copy changes).
- */
-function copyKeptBundles(dir: string): void {
-  for (const folder of ['packages', 'bump']) {
-    const from = join(ROOT, '.cache', folder);
-    if (!existsSync(from)) continue;
-    cpSync(from, join(dir, '.cache', folder), { recursive: true, filter: (file) => !file.endsWith('.v8') });
-  }
 }
 
 const config = (environment: string) =>

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
 import Ajv, { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
-import { ROOT } from './helpers';
+import { ROOT } from './root';
 
 type Schema = Record<string, any>;
 

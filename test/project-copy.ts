@@ -6,10 +6,10 @@
  * bundles again unless the copy's sources differ.
  */
 import { spawnSync, SpawnSyncOptions } from 'child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { basename, join } from 'path';
-import { ROOT } from './helpers';
+import { ROOT } from './root';
 
 /** What a command did. */
 export interface RunResult {
@@ -80,6 +80,21 @@ export function copySynthCache(dir: string, bundles: readonly string[] = ['main'
   const wanted = new Set(bundles.flatMap((name) => [`${name}.js`, `${name}.inputs.json`, `${name}.js.v8`]));
   cpSync(from, to, { recursive: true, filter: (file) => file === from || wanted.has(basename(file)) });
   if (identity(from) !== before) rmSync(to, { recursive: true, force: true });
+}
+
+/**
+ * Copies the repository's kept bundles of the scripts (by default yaml's and lib/image-bump.ts's,
+ * from .cache/packages/ and .cache/bump/) into `dir`, so that the scripts there do not bundle them
+ * again: each run checks them against its own inputs, as in the repository, and bundles again on
+ * any difference. V8's code caches stay behind (they name the bundle file's times, which a copy
+ * changes).
+ */
+export function copyKeptBundles(dir: string, folders: readonly string[] = ['packages', 'bump']): void {
+  for (const folder of folders) {
+    const from = join(ROOT, '.cache', folder);
+    if (!existsSync(from)) continue;
+    cpSync(from, join(dir, '.cache', folder), { recursive: true, filter: (file) => !file.endsWith('.v8') });
+  }
 }
 
 /** Copies the project into a new temporary folder, synthesizes and commits the baseline. */

@@ -9,7 +9,7 @@ import {
 } from 'fs';
 import { tmpdir } from 'os';
 import { join, relative } from 'path';
-import { ROOT } from './helpers';
+import { ROOT } from './root';
 import { copySynthCache } from './project-copy';
 
 let copy: string;
