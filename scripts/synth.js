@@ -27,6 +27,7 @@ const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
 const { createRequire, isBuiltin } = require('module');
+const { contentHash, fileClock, inputKey, stamp, times, unchanged, writeWhole } = require('./stamps');
 
 const root = path.resolve(__dirname, '..');
 const cacheDir = path.join(root, '.cache', 'synth');
@@ -40,6 +41,7 @@ const USAGE = 'usage: node scripts/synth.js [--force]   (--force: synthesize eve
 /** Files that change a bundle without being part of it (a missing one is recorded as missing). */
 const BUILD_INPUTS = [
   path.relative(root, __filename),
+  'scripts/stamps.js',
   'tsconfig.json',
   'package.json',
   'node_modules/.package-lock.json',
@@ -73,7 +75,7 @@ const VENDOR = {
 /**
  * @typedef {object} Stamps
  * @property {string[]} packages the packages (e.g. `cdk8s`, `ajv/dist/standalone`) main.js imports
- * @property {Record<string, string>} files every input, by path relative to the project
+ * @property {Record<string, string>} files every input, by path (see scripts/stamps.js)
  */
 
 /**
@@ -102,77 +104,6 @@ function esbuildOptions(projectRoot, entry, outfile) {
 }
 
 /**
- * What identifies a file's content without reading it: size, modification and change time
- * (the change time moves on every write, even when a tool restores the modification time).
- * @param {fs.Stats} stat
- * @returns {string}
- */
-function times(stat) {
-  return `${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
-}
-
-/** @param {string} file absolute path */
-function contentHash(file) {
-  return crypto.createHash('sha1').update(fs.readFileSync(file)).digest('base64url');
-}
-
-/** @param {string} file relative to the project: whether it is the project's own (not a package) */
-function isOwn(file) {
-  return !file.startsWith('..') && !file.startsWith(`node_modules${path.sep}`);
-}
-
-/**
- * How an input is recorded: its times, and for the project's own files also a hash of the
- * content, so that a copy of the project (new times, same content) reuses the bundles.
- * @param {string} file relative to the project
- * @param {number} since the file clock when bundling started
- * @returns {string}
- */
-function stampInput(file, since) {
-  const absolute = path.join(root, file);
-  let stat;
-  try {
-    stat = fs.statSync(absolute);
-  } catch {
-    return 'missing';
-  }
-  // A file saved while it was being read may have been read as it was before: redo it next time.
-  if (stat.ctimeMs >= since) return 'changed while in use';
-  return isOwn(file) ? `${times(stat)} ${contentHash(absolute)}` : times(stat);
-}
-
-/**
- * @param {string} file relative to the project
- * @param {string} recorded its stamp when the bundle was built
- * @returns {boolean} whether the file is as it was then (the hash is read only when the times differ)
- */
-function unchanged(file, recorded) {
-  const absolute = path.join(root, file);
-  let stat;
-  try {
-    stat = fs.statSync(absolute);
-  } catch {
-    return recorded === 'missing';
-  }
-  const [recordedTimes, recordedHash] = recorded.split(' ');
-  if (times(stat) === recordedTimes) return true;
-  return recordedHash !== undefined && contentHash(absolute) === recordedHash;
-}
-
-/**
- * The file system's clock now, for comparing with file times (which the kernel takes from a
- * coarser clock than Date.now()).
- * @returns {number}
- */
-function fileClock() {
-  const marker = path.join(cacheDir, `clock.${process.pid}.tmp`);
-  fs.writeFileSync(marker, '');
-  const { ctimeMs } = fs.statSync(marker);
-  fs.rmSync(marker);
-  return ctimeMs;
-}
-
-/**
  * @param {Bundle} bundle
  * @returns {Stamps | undefined} what the bundle was built from, if it exists
  */
@@ -192,21 +123,9 @@ function readStamps(bundle) {
 function rebuildReason(stamps) {
   if (stamps === undefined) return 'no bundle yet';
   for (const [file, recorded] of Object.entries(stamps.files)) {
-    if (!unchanged(file, recorded)) return `${file} changed`;
+    if (!unchanged(root, file, recorded)) return `${file} changed`;
   }
   return undefined;
-}
-
-/**
- * Writes `content` to `file` through a temporary sibling and a rename, so a reader never sees
- * half a file (two synths may run at once).
- * @param {string} file
- * @param {string | Uint8Array} content
- */
-function writeWhole(file, content) {
-  const temporary = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temporary, content);
-  fs.renameSync(temporary, file);
 }
 
 /**
@@ -221,7 +140,8 @@ function writeWhole(file, content) {
 function build(bundle, options, reason, packages) {
   const started = Date.now();
   fs.mkdirSync(cacheDir, { recursive: true });
-  const buildStart = fileClock();
+  // Without a clock (the cache cannot be written) every input counts as changed while in use.
+  const buildStart = fileClock(cacheDir) ?? 0;
   // One build per process: esbuild's worker thread for synchronous calls would only add its own
   // start-up (about 30 ms) to the call of the esbuild binary.
   process.env.ESBUILD_WORKER_THREADS = '0';
@@ -244,7 +164,9 @@ function build(bundle, options, reason, packages) {
     files: {},
   };
   for (const file of [...BUILD_INPUTS, ...Object.keys(result.metafile.inputs)]) {
-    if (!file.startsWith('<')) stamps.files[file] = stampInput(file, buildStart);
+    if (file.startsWith('<')) continue;
+    const key = inputKey(root, file);
+    stamps.files[key] = stamp(root, key, buildStart);
   }
   fs.rmSync(bundle.stampsFile, { force: true });
   fs.rmSync(bundle.codeCacheFile, { force: true });
@@ -370,7 +292,7 @@ function stampConfig(since) {
   }
   for (const name of names) {
     const file = path.join(CONFIG_DIR, name);
-    stamps[file] = fs.statSync(path.join(root, file)).isDirectory() ? 'folder' : stampInput(file, since);
+    stamps[file] = fs.statSync(path.join(root, file)).isDirectory() ? 'folder' : stamp(root, file, since);
   }
   return stamps;
 }
@@ -407,7 +329,7 @@ function currentReport() {
   }
   if (names.join('\n') !== Object.keys(last.inputs).join('\n')) return undefined;
   for (const [file, recorded] of Object.entries(last.inputs)) {
-    if (recorded === 'folder' || !unchanged(file, recorded)) return undefined;
+    if (recorded === 'folder' || !unchanged(root, file, recorded)) return undefined;
   }
 
   const outputs = digestTree(OUT_DIR);
@@ -492,7 +414,7 @@ function synth() {
   }
 
   fs.rmSync(LAST_RUN, { force: true });
-  const inputs = stampConfig(fileClock());
+  const inputs = stampConfig(fileClock(cacheDir) ?? 0);
   const printed = teeStdout();
   const nodeRequire = createRequire(APP.file);
   const vendor = /** @type {Record<string, unknown>} */ (load(VENDOR, createRequire(VENDOR.file)));

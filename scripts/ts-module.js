@@ -15,12 +15,14 @@ const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
 const { createRequire } = require('module');
+const { fileClock, inputKey, stamp, times, unchanged, writeWhole } = require('./stamps');
 
 const root = path.resolve(__dirname, '..');
 
 /** Files that shape a bundle without being part of it. */
 const BUILD_INPUTS = [
-  path.relative(root, __filename), 'package.json', 'tsconfig.json', 'node_modules/esbuild/package.json',
+  path.relative(root, __filename), 'scripts/stamps.js', 'package.json', 'tsconfig.json',
+  'node_modules/esbuild/package.json',
 ];
 
 /** The packages a bundle of lib/ gets from their kept bundle (see loadPackage) when it requires them. */
@@ -34,59 +36,6 @@ class BundleError extends Error {}
  * @property {string} bundle the bundled code
  * @property {string} inputs the stamps of the files it was built from
  */
-
-/**
- * @param {string} file relative to the project
- * @returns {string} a hash of its content
- */
-function contentHash(file) {
-  // Loaded only when a file's times changed: most runs need no hash, and loading takes milliseconds.
-  const crypto = require('crypto');
-  return crypto.createHash('sha1').update(fs.readFileSync(path.join(root, file))).digest('base64url');
-}
-
-/** @param {string} file relative to the project: whether it is the project's own (not a package's) */
-function isOwn(file) {
-  return !file.startsWith('..') && !file.startsWith(`node_modules${path.sep}`);
-}
-
-/** @param {fs.Stats} stat @returns {string} what identifies the content of a file without reading it */
-function times(stat) {
-  return `${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
-}
-
-/**
- * How an input is recorded: its times, and for the project's own files a hash of the content
- * too, so that a copy of the project (new times, same content) keeps using the bundle.
- * @param {string} file relative to the project
- * @returns {string}
- */
-function stamp(file) {
-  let stat;
-  try {
-    stat = fs.statSync(path.join(root, file));
-  } catch {
-    return 'missing';
-  }
-  return isOwn(file) ? `${times(stat)} ${contentHash(file)}` : times(stat);
-}
-
-/**
- * @param {string} file relative to the project
- * @param {string} recorded its stamp when the bundle was built
- * @returns {boolean} whether the file is as it was then (its content is read only when its times differ)
- */
-function unchanged(file, recorded) {
-  let stat;
-  try {
-    stat = fs.statSync(path.join(root, file));
-  } catch {
-    return recorded === 'missing';
-  }
-  const [recordedTimes, recordedHash] = recorded.split(' ');
-  if (times(stat) === recordedTimes) return true;
-  return recordedHash !== undefined && contentHash(file) === recordedHash;
-}
 
 /**
  * @typedef {object} Code a bundle to run
@@ -103,7 +52,7 @@ function keptBundle(kept) {
   try {
     /** @type {Record<string, string>} */
     const inputs = JSON.parse(fs.readFileSync(kept.inputs, 'utf8'));
-    if (!Object.entries(inputs).every(([file, recorded]) => unchanged(file, recorded))) return undefined;
+    if (!Object.entries(inputs).every(([file, recorded]) => unchanged(root, file, recorded))) return undefined;
     // The times of the file read (a bundle is replaced by a rename: new times), for its code cache.
     const fd = fs.openSync(kept.bundle, 'r');
     try {
@@ -122,7 +71,7 @@ function keptBundle(kept) {
  * read `since` (esbuild may have read it before): then the next run bundles again.
  * @param {Kept} kept
  * @param {string} code
- * @param {string[]} files relative to the project
+ * @param {string[]} files relative to the project, as esbuild's metafile names them
  * @param {number} since
  */
 function keepBundle(kept, code, files, since) {
@@ -130,40 +79,15 @@ function keepBundle(kept, code, files, since) {
     /** @type {Record<string, string>} */
     const inputs = {};
     for (const file of files) {
-      if (fs.existsSync(path.join(root, file)) && fs.statSync(path.join(root, file)).ctimeMs >= since) return;
-      inputs[file] = stamp(file);
+      const key = inputKey(root, file);
+      inputs[key] = stamp(root, key, since);
+      if (inputs[key] === 'changed while in use') return;
     }
     fs.rmSync(kept.inputs, { force: true });
-    for (const [file, content] of [[kept.bundle, code], [kept.inputs, JSON.stringify(inputs, null, 1)]]) {
-      const temporary = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(temporary, content);
-      fs.renameSync(temporary, file);
-    }
+    writeWhole(kept.bundle, code);
+    writeWhole(kept.inputs, JSON.stringify(inputs, null, 1));
   } catch {
     // not kept: the next run bundles again
-  }
-}
-
-/**
- * The file system's clock now, for comparing with file times (which the kernel takes from a
- * coarser clock than Date.now()); undefined when `dir` cannot be written.
- * @param {string} dir
- * @returns {number | undefined}
- */
-function fileClock(dir) {
-  const marker = path.join(dir, `clock.${process.pid}.tmp`);
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(marker, '');
-    return fs.statSync(marker).ctimeMs;
-  } catch {
-    return undefined;
-  } finally {
-    try {
-      fs.rmSync(marker, { force: true });
-    } catch {
-      // `dir` is no folder: there is no marker to remove
-    }
   }
 }
 
@@ -247,9 +171,7 @@ function run(code, filename, requireFn) {
     pendingCodeCaches.add(codeCache);
     process.once('exit', () => {
       try {
-        const temporary = `${codeCache}.${process.pid}.tmp`;
-        fs.writeFileSync(temporary, Buffer.concat([Buffer.from(String(version)), script.createCachedData()]));
-        fs.renameSync(temporary, codeCache);
+        writeWhole(codeCache, Buffer.concat([Buffer.from(String(version)), script.createCachedData()]));
       } catch {
         // a missing code cache only costs time
       }

@@ -21,9 +21,9 @@ import { cpus, tmpdir } from 'os';
 import { join } from 'path';
 import { parse, parseAllDocuments } from 'yaml';
 import { kubectlResource } from '../lib/phases';
+import { copyKeptBundles } from './project-copy';
+import { ROOT } from './root';
 
-// The repository (not from ./helpers, which loads the chart code this file does not need).
-const ROOT = join(__dirname, '..');
 const STAND_INS = join(ROOT, 'test', 'stand-ins');
 /** What the sops stand-in puts where a decrypted value would be. */
 const MARKER = 'STANDIN-DECRYPTED-VALUE';
@@ -102,6 +102,11 @@ function makeTemplate(dir: string): void {
       { recursive: true, filter: (file) => !file.endsWith('.tmp') });
   }
   symlinkSync(cache, join(dir, '.cache'));
+  copyKeptBundles(dir);
+  // The scenarios run at the same time: they should find yaml's kept bundle, not each make it.
+  const warm = spawnSync(process.execPath, ['-e', "require('./scripts/ts-module').loadPackage('yaml')"],
+    { cwd: dir, encoding: 'utf8' });
+  if (warm.status !== 0) throw new Error(`loading yaml in the test copy failed: ${warm.stderr}`);
 
   const config = join(dir, 'config', `${ENV}.yaml`);
   writeFileSync(config, readFileSync(config, 'utf8').replace(/^(\s+tag:\s*).*$/m, `$1"${TAG}"`));

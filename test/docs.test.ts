@@ -127,9 +127,8 @@ describe('generated docs are up to date with dist/', () => {
     const root = mkdtempSync(join(tmpdir(), 'docs-check-'));
     try {
       mkdirSync(join(root, 'scripts'));
-      for (const file of ['scripts/docs.js', 'scripts/ts-module.js', 'package.json', 'tsconfig.json']) {
-        cpSync(join(ROOT, file), join(root, file));
-      }
+      const files = ['scripts/docs.js', 'scripts/ts-module.js', 'scripts/stamps.js', 'package.json', 'tsconfig.json'];
+      for (const file of files) cpSync(join(ROOT, file), join(root, file));
       symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
       copyKeptBundles(root, ['packages']);
       cpSync(DIST, join(root, 'dist'), { recursive: true });
