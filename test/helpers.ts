@@ -23,14 +23,20 @@ export interface Manifest {
   data?: Record<string, string>;
 }
 
-/** The parsed content of a committed environment file, e.g. `config/production.yaml`. */
+/** Each committed environment file, parsed once per test file (the tests never change them). */
+const committedConfig = new Map<string, unknown>();
+
+/** The parsed content of a committed environment file, e.g. `config/production.yaml` (a fresh copy). */
 export function configData(environment: string): any {
-  return parse(readFileSync(join(ROOT, 'config', `${environment}.yaml`), 'utf8'));
+  if (!committedConfig.has(environment)) {
+    committedConfig.set(environment, parse(readFileSync(join(ROOT, 'config', `${environment}.yaml`), 'utf8')));
+  }
+  return structuredClone(committedConfig.get(environment));
 }
 
 /** A deep copy of production's configuration with `change` applied to it. */
 export function productionWith(change: (config: any) => void): any {
-  const config = structuredClone(configData('production'));
+  const config = configData('production');
   change(config);
   return config;
 }
@@ -43,11 +49,19 @@ export function synth(...environments: Array<[string, unknown]>): OutputFile[] {
     (app, environment) => new VergabeChart(app, environment.name, { environment }).output());
 }
 
-/** The objects of the phase files among `files` (plan, secrets list and fragments excluded). */
+/** The objects of each phase file text seen so far: many variants of a chart share most files. */
+const parsedPhaseFiles = new Map<string, Manifest[]>();
+
+/** The objects of the phase files among `files` (plan, secrets list and fragments excluded), fresh copies. */
 export function manifests(files: OutputFile[]): Manifest[] {
   return files
     .filter((f) => /\/[0-9]{2}-[a-z-]+\.yaml$/.test(f.path))
-    .flatMap((f) => parseAllDocuments(f.content).map((d) => d.toJS() as Manifest));
+    .flatMap((f) => {
+      if (!parsedPhaseFiles.has(f.content)) {
+        parsedPhaseFiles.set(f.content, parseAllDocuments(f.content).map((d) => d.toJS() as Manifest));
+      }
+      return structuredClone(parsedPhaseFiles.get(f.content) as Manifest[]);
+    });
 }
 
 /** The single object of a kind (and optional name); fails the test when there is not exactly one. */
