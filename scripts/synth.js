@@ -128,6 +128,9 @@ function rebuildReason(stamps) {
   return undefined;
 }
 
+/** Bundling failed; the message says so and why (esbuild has printed its errors). */
+class BundleError extends Error {}
+
 /**
  * Runs esbuild and replaces the bundle and its stamps; on a build error esbuild has printed the
  * errors, and nothing is replaced.
@@ -151,9 +154,8 @@ function build(bundle, options, reason, packages) {
   } catch (error) {
     // A build failure carries the errors esbuild has already printed; anything else is printed here.
     const printed = error instanceof Error && 'errors' in error;
-    console.error(`synth: bundling ${bundle.title} failed${printed ? ' (errors above)' : `: ${error}`}; `
+    throw new BundleError(`synth: bundling ${bundle.title} failed${printed ? ' (errors above)' : `: ${error}`}; `
       + 'dist/ is unchanged');
-    process.exit(1);
   }
   const [output] = Object.values(result.metafile.outputs);
   /** @type {Stamps} */
@@ -390,9 +392,12 @@ function parseArgs(args) {
   return args.includes('--force');
 }
 
-function synth() {
-  const force = parseArgs(process.argv.slice(2));
-  process.chdir(root);
+/**
+ * Makes both bundles current, building each one that is not; writes nothing outside .cache/synth/.
+ * Throws a BundleError when esbuild fails.
+ * @returns {{ app: Stamps, rebuilt: boolean }} what main.js was built from, and whether any bundle was built
+ */
+function prepareBundles() {
   const appStamps = readStamps(APP);
   const appReason = rebuildReason(appStamps);
   const app = appReason === undefined
@@ -403,8 +408,22 @@ function synth() {
   const vendorReason = rebuildReason(vendorStamps)
     ?? (vendorStamps?.packages.join() === app.packages.join() ? undefined : 'main.ts imports other packages');
   if (vendorReason !== undefined) buildVendor(app.packages, vendorReason);
+  return { app, rebuilt: appReason !== undefined || vendorReason !== undefined };
+}
 
-  if (!force && appReason === undefined && vendorReason === undefined) {
+function synth() {
+  const force = parseArgs(process.argv.slice(2));
+  process.chdir(root);
+  let prepared;
+  try {
+    prepared = prepareBundles();
+  } catch (error) {
+    if (!(error instanceof BundleError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+
+  if (!force && !prepared.rebuilt) {
     const report = currentReport();
     if (report !== undefined) {
       process.stdout.write(report);
@@ -418,7 +437,7 @@ function synth() {
   const printed = teeStdout();
   const nodeRequire = createRequire(APP.file);
   const vendor = /** @type {Record<string, unknown>} */ (load(VENDOR, createRequire(VENDOR.file)));
-  const packages = new Set(app.packages);
+  const packages = new Set(prepared.app.packages);
   load(APP, (id) => (packages.has(id) ? vendor[id] : nodeRequire(id)));
   // main.ts sets the exit code when the configuration is bad; it has then written nothing.
   if (!process.exitCode) recordRun(inputs, printed());
@@ -426,4 +445,4 @@ function synth() {
 
 if (require.main === module) synth();
 
-module.exports = { esbuildOptions };
+module.exports = { esbuildOptions, prepareBundles, BundleError };
