@@ -237,6 +237,24 @@ test('an edited imports/*.ts file is bundled again', () => {
   expect(readFileSync(bundle(), 'utf8')).toContain(probe);
 });
 
+test('a lib file that does not compile: exit 1 with esbuild\'s error, dist/ and the bundle unchanged', () => {
+  const file = join(copy, 'lib', 'labels.ts');
+  const source = readFileSync(file, 'utf8');
+  const files = distFiles();
+  const before = bundleIdentity();
+  writeFileSync(file, `${source}\nexport const broken = ;\n`);
+  try {
+    const result = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: copy, encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/lib\/labels\.ts:[0-9]+:[0-9]+:/);
+    expect(result.stderr).toMatch(/^synth: bundling main\.ts failed \(errors above\); dist\/ is unchanged$/m);
+    expect(distFiles()).toEqual(files);
+    expect(bundleIdentity()).toBe(before);
+  } finally {
+    writeFileSync(file, source);
+  }
+});
+
 test('a package newly imported by lib/ joins the packages bundle', () => {
   const file = join(copy, 'lib', 'synth.ts');
   const files = distFiles();
