@@ -25,9 +25,9 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const vm = require('vm');
 const { createRequire, isBuiltin } = require('module');
 const { contentHash, fileClock, inputKey, stamp, times, unchanged, writeWhole } = require('./stamps');
+const { run } = require('./ts-module');
 
 const root = path.resolve(__dirname, '..');
 const cacheDir = path.join(root, '.cache', 'synth');
@@ -208,36 +208,14 @@ function buildVendor(packages, reason) {
  */
 function load(bundle, requireFn) {
   const bytes = fs.readFileSync(bundle.file);
-  const source = bytes.toString('utf8');
   // By content, so that a copy of the project (new file times, same bundle) uses the cache too.
   const digest = crypto.createHash('sha1').update(bytes).digest('base64url');
-  const key = Buffer.from(`${process.version} ${process.arch} ${digest}\n`);
-  /** @type {Buffer | undefined} */
-  let cachedData;
-  try {
-    const file = fs.readFileSync(bundle.codeCacheFile);
-    if (file.subarray(0, key.length).equals(key)) cachedData = file.subarray(key.length);
-  } catch {
-    // no cache yet
-  }
-
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: bundle.file,
-    cachedData,
-  });
-  if (cachedData === undefined || script.cachedDataRejected) {
-    // After the run, so that the cache also holds the functions compiled while running.
-    process.once('exit', () => {
-      try {
-        writeWhole(bundle.codeCacheFile, Buffer.concat([key, script.createCachedData()]));
-      } catch {
-        // a missing cache only costs time
-      }
-    });
-  }
-  const bundleModule = { exports: {} };
-  script.runInThisContext()(bundleModule.exports, requireFn, bundleModule, bundle.file, cacheDir);
-  return bundleModule.exports;
+  const code = {
+    source: bytes.toString('utf8'),
+    codeCache: bundle.codeCacheFile,
+    version: `${process.version} ${process.arch} ${digest}\n`,
+  };
+  return run(code, bundle.file, requireFn);
 }
 
 /**

@@ -227,4 +227,4 @@ function loadPackage(name) {
   return loadedPackages.get(name);
 }
 
-module.exports = { loadTypeScript, loadPackage, BundleError };
+module.exports = { loadTypeScript, loadPackage, run, BundleError };
