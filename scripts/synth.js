@@ -6,9 +6,10 @@
  * bundled.
  *
  * Speed, because the operator's loop is edit, synth, read the diff:
- * - Two bundles in .cache/synth/: main.js (our code, a few hundred kB, rebuilt in tens of
- *   milliseconds after an edit) and vendor.js (the packages main.js imports, rebuilt only when
- *   node_modules changes). Each is reused while every file it was built from, and every file
+ * - Two bundles in .cache/synth/: main.js (the code we write, about 60 kB, rebuilt in tens of
+ *   milliseconds after an edit) and vendor.js (the packages main.js imports and the generated
+ *   code of GENERATED, rebuilt only when node_modules or a generated file changes). Each is
+ *   reused while every file it was built from, and every file
  *   that shapes the build (BUILD_INPUTS), is as it was then: same size and times, or for our own
  *   files, same content (a hash, read only when the times differ, as in a copy of the project).
  *   A new file only enters a bundle once an input imports it, and that edit changes the input.
@@ -38,6 +39,13 @@ const OUT_DIR = 'dist';
 const LAST_RUN = path.join(cacheDir, 'last-run.json');
 const USAGE = 'usage: node scripts/synth.js [--force]   (--force: synthesize even when nothing changed)';
 
+/**
+ * Generated code main.ts imports (esbuild's `external` patterns): `npm run import`'s CRD classes and
+ * `npm run validator`'s config validator, 180 kB that change only when generated again. They go
+ * into vendor.js, so an edit of our code bundles and compiles only the files we write.
+ */
+const GENERATED = ['./imports/*', './lib/config-validator.js'];
+
 /** Files that change a bundle without being part of it (a missing one is recorded as missing). */
 const BUILD_INPUTS = [
   path.relative(root, __filename),
@@ -66,7 +74,7 @@ const APP = {
 
 /** @type {Bundle} */
 const VENDOR = {
-  title: 'the packages',
+  title: 'the packages and generated code',
   file: path.join(cacheDir, 'vendor.js'),
   stampsFile: path.join(cacheDir, 'vendor.inputs.json'),
   codeCacheFile: path.join(cacheDir, 'vendor.js.v8'),
@@ -74,7 +82,8 @@ const VENDOR = {
 
 /**
  * @typedef {object} Stamps
- * @property {string[]} packages the packages (e.g. `cdk8s`, `ajv/dist/standalone`) main.js imports
+ * @property {string[]} packages the modules main.js imports from vendor.js, as main.js names them:
+ *   packages (e.g. `cdk8s`) and generated files (e.g. `../../imports/traefik-middleware-traefik.io`)
  * @property {Record<string, string>} files every input, by path (see scripts/stamps.js)
  */
 
@@ -154,7 +163,8 @@ function build(bundle, options, reason, packages) {
   } catch (error) {
     // A build failure carries the errors esbuild has already printed; anything else is printed here.
     const printed = error instanceof Error && 'errors' in error;
-    throw new BundleError(`synth: bundling ${bundle.title} failed${printed ? ' (errors above)' : `: ${error}`}; `
+    const why = printed ? ' (errors above)' : `: ${error}`;
+    throw new BundleError(`synth: bundling ${bundle.title} failed${why}; `
       + 'dist/ is unchanged');
   }
   const [output] = Object.values(result.metafile.outputs);
@@ -179,8 +189,10 @@ function build(bundle, options, reason, packages) {
 }
 
 /**
- * Bundles the packages main.js imports into one module that exports each by its name.
- * Getters keep loading lazy and in main.js's order, as separate `require` calls would.
+ * Bundles the modules main.js imports from vendor.js (packages and generated files) into one module
+ * that exports each by the name main.js uses. Getters keep loading lazy and in main.js's order, as
+ * separate `require` calls would. Names are resolved from main.js's folder, as main.js's own
+ * `require` would resolve them.
  * @param {string[]} packages
  * @param {string} reason
  */
@@ -193,7 +205,7 @@ function buildVendor(packages, reason) {
   delete options.entryPoints;
   options.stdin = {
     contents: `module.exports = {\n${getters.join('\n')}\n};\n`,
-    resolveDir: root,
+    resolveDir: cacheDir,
     sourcefile: '<packages>',
   };
   return build(VENDOR, options, reason, packages);
@@ -380,11 +392,12 @@ function prepareBundles() {
   const appReason = rebuildReason(appStamps);
   const app = appReason === undefined
     ? /** @type {Stamps} */ (appStamps)
-    : build(APP, { ...esbuildOptions(root, 'main.ts', APP.file), packages: 'external' }, appReason);
+    : build(APP, { ...esbuildOptions(root, 'main.ts', APP.file), packages: 'external', external: GENERATED },
+      appReason);
 
   const vendorStamps = readStamps(VENDOR);
   const vendorReason = rebuildReason(vendorStamps)
-    ?? (vendorStamps?.packages.join() === app.packages.join() ? undefined : 'main.ts imports other packages');
+    ?? (vendorStamps?.packages.join() === app.packages.join() ? undefined : 'main.ts imports other modules');
   if (vendorReason !== undefined) buildVendor(app.packages, vendorReason);
   return { app, rebuilt: appReason !== undefined || vendorReason !== undefined };
 }
@@ -405,7 +418,8 @@ function synth() {
     const report = currentReport();
     if (report !== undefined) {
       process.stdout.write(report);
-      console.error('synth: nothing changed since the last synth, dist/ is current (--force synthesizes anyway)');
+      console.error('synth: nothing changed since the last synth, dist/ is current '
+        + '(--force synthesizes anyway)');
       return;
     }
   }

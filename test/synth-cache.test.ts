@@ -1,9 +1,10 @@
 /*
- * The fast path of `npm run synth` (scripts/synth.js) reuses two bundles, main.js (main.ts, lib/,
- * imports/) and vendor.js (the packages), and V8's code cache of each. Reuse must never serve
- * stale code or stale data: these tests edit a temporary copy of the project and check what is
- * bundled again and what is written. The copy gets the repository's packages bundle when there is
- * one (it takes a few hundred milliseconds to build); its first synth bundles main.ts.
+ * The fast path of `npm run synth` (scripts/synth.js) reuses two bundles, main.js (main.ts and
+ * lib/) and vendor.js (the packages and the generated code: imports/, lib/config-validator.js),
+ * and V8's code cache of each. Reuse must never serve stale code or stale data: these tests edit a
+ * temporary copy of the project and check what is bundled again and what is written. The copy
+ * gets the repository's packages bundle when there is one (it takes a few hundred milliseconds to
+ * build); its first synth bundles main.ts.
  */
 import { spawnSync } from 'child_process';
 import {
@@ -65,9 +66,9 @@ function distFiles(): Record<string, string> {
   return out;
 }
 
-/** The project's .ts files under `prefix` that the current main.js was built from. */
-function bundledProjectFiles(prefix: string): string[] {
-  const stamps = JSON.parse(readFileSync(join(copy, '.cache', 'synth', 'main.inputs.json'), 'utf8'));
+/** The project's .ts files under `prefix` that the current `main` or `vendor` bundle was built from. */
+function bundledProjectFiles(name: 'main' | 'vendor', prefix: string): string[] {
+  const stamps = JSON.parse(readFileSync(join(copy, '.cache', 'synth', `${name}.inputs.json`), 'utf8'));
   return Object.keys(stamps.files).filter((file) => file.startsWith(prefix) && file.endsWith('.ts')).sort();
 }
 
@@ -115,7 +116,9 @@ test.each<[string, () => void]>([
     writeFileSync(file, `${readFileSync(file, 'utf8')}# edited by hand\n`);
   }],
   ['a removed dist/ file', () => rmSync(join(copy, 'dist', 'staging', '60-app.yaml'))],
-  ['an extra file in dist/', () => writeFileSync(join(copy, 'dist', 'production', '99-extra.yaml'), 'kind: X\n')],
+  ['an extra file in dist/', () => {
+    writeFileSync(join(copy, 'dist', 'production', '99-extra.yaml'), 'kind: X\n');
+  }],
   ['a config file saved with other content', () => {
     const file = join(copy, 'config', 'staging.yaml');
     writeFileSync(file, `${readFileSync(file, 'utf8')}# a comment\n`);
@@ -225,16 +228,30 @@ test('an edited lib/*.ts file is bundled again and its change reaches dist/', ()
   expect(newPlan).toContain(`\t${title} (edited)\n`);
 });
 
-test('an edited imports/*.ts file is bundled again', () => {
-  const [file] = bundledProjectFiles('imports/');
-  if (!file) throw new Error('no imports/*.ts file is part of the bundle');
+test('generated code is bundled with the packages, not with the code we write', () => {
+  expect(bundledProjectFiles('main', 'imports/')).toEqual([]);
+  expect(bundledProjectFiles('vendor', 'imports/')).not.toEqual([]);
+  const main = JSON.parse(readFileSync(join(copy, '.cache', 'synth', 'main.inputs.json'), 'utf8'));
+  const vendor = JSON.parse(readFileSync(join(copy, '.cache', 'synth', 'vendor.inputs.json'), 'utf8'));
+  expect(Object.keys(main.files)).not.toContain('lib/config-validator.js');
+  expect(Object.keys(vendor.files)).toContain('lib/config-validator.js');
+  expect(Object.keys(main.files)).toContain('lib/config.ts');
+});
+
+test('an edited imports/*.ts file is bundled again, with the packages', () => {
+  const [file] = bundledProjectFiles('vendor', 'imports/');
+  if (!file) throw new Error('no imports/*.ts file is part of the packages bundle');
   const probe = `synth-cache-probe-${process.pid}`;
   const source = readFileSync(join(copy, file), 'utf8');
+  const before = bundleIdentity();
   writeFileSync(join(copy, file), `${source}\n(globalThis as any).probe = '${probe}';\n`);
 
   const result = runSynth();
-  expect(result.stderr).toContain(`(${file} changed)`);
-  expect(readFileSync(bundle(), 'utf8')).toContain(probe);
+  const reason = `(${file} changed)`.replace(/[.()]/g, '\\$&');
+  expect(result.stderr)
+    .toMatch(new RegExp(`^synth: bundled the packages and generated code in [0-9]+ ms ${reason}$`, 'm'));
+  expect(readFileSync(join(copy, '.cache', 'synth', 'vendor.js'), 'utf8')).toContain(probe);
+  expect(bundleIdentity()).toBe(before);
 });
 
 test('a lib file that does not compile: exit 1 with esbuild\'s error, dist/ and the bundle unchanged', () => {
@@ -261,8 +278,8 @@ test('a package newly imported by lib/ joins the packages bundle', () => {
   writeFileSync(file, `import 'ajv/dist/compile/codegen';\n${readFileSync(file, 'utf8')}`);
 
   const result = runSynth();
-  expect(result.stderr)
-    .toMatch(/^synth: bundled the packages in [0-9]+ ms \(main\.ts imports other packages\)$/m);
+  expect(result.stderr).toMatch(
+    /^synth: bundled the packages and generated code in [0-9]+ ms \(main\.ts imports other modules\)$/m);
   const vendor = readFileSync(join(copy, '.cache', 'synth', 'vendor.js'), 'utf8');
   expect(vendor).toContain('get "ajv/dist/compile/codegen"()');
   expect(distFiles()).toEqual(files);
