@@ -477,7 +477,7 @@ async function scale(copy, runs) {
 }
 
 /**
- * npm test from a cold Jest cache, and tsc --noEmit alone.
+ * npm test from a cold Jest cache, tsc --noEmit alone, and npm test once more after an edit.
  */
 async function tests() {
   const copy = makeCopy('test');
@@ -487,17 +487,21 @@ async function tests() {
     { cwd: copy, timeoutSeconds: 600 });
   const tsc = await run(path.join(copy, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', '.'],
     { cwd: copy, timeoutSeconds: 300 });
+  // The operator's loop: the caches the first run left (Jest's, tsc's incremental record) are warm.
+  editSource(copy, 0);
+  const again = await run('npm', ['test'], { cwd: copy, timeoutSeconds: 600 });
 
   /** @type {Figure[]} */
   const figures = [
     { label: 'npm test, cold Jest cache (tsc --noEmit beside jest)', samples: [npmTest.ms] },
     { label: 'tsc --noEmit -p . alone', samples: [tsc.ms] },
+    { label: 'npm test again after an edit of a lib file (warm caches)', samples: [again.ms] },
   ];
   /** @type {any} */
   const jest = readJson(report);
   if (jest) {
     const end = Math.max(...jest.testResults.map((/** @type {any} */ t) => t.endTime));
-    figures.push({ label: '  of which: jest, from its start to the last result',
+    figures.splice(1, 0, { label: '  of which: jest, from its start to the last result',
       samples: [end - jest.startTime] });
   }
   printTable('Tests', figures);
@@ -523,6 +527,7 @@ async function tests() {
       .map((/** @type {any} */ a) => `${path.relative(copy, t.name)}: ${a.fullName}`));
     for (const name of failed.slice(0, 5)) console.log(`  failed: ${name}`);
   }
+  if (again.status !== 0) console.log(`  npm test after the edit exited ${again.status}.`);
   check(npmTest.status === 0 && npmTest.ms <= 20000,
     `npm test, cold: ${formatMs(npmTest.ms)}${npmTest.status === 0 ? '' : ` (exit ${npmTest.status})`}`,
     '<= 20 s, all tests passing');
