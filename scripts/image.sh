@@ -5,6 +5,10 @@
 # it, and bumps config/<ENV>.yaml to that tag and the digest the registry reported for the push
 # (then re-synthesizes dist/), so what is deployed is exactly what was pushed.
 #
+# The build context is `git archive` of the commit, streamed to `docker build -`: exactly the
+# committed files, never a file git ignores (a local .env, a virtualenv, a db.sqlite3), whatever
+# the app's .dockerignore says. Files of submodules and Git LFS content are not in an archive.
+#
 # The digest comes from `docker push`'s own last line, "<tag>: digest: sha256:<hex> size: <n>":
 # that is the registry's answer for this very push of this very tag. `docker inspect`'s
 # RepoDigests is a local list with one entry per repository the image was ever tagged for, in
@@ -21,10 +25,8 @@ trap cleanup EXIT
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'image: %s\n' "$*" >&2; exit 1; }
 
-# The checkout must be a git work tree without any change, so that the commit names the image's
-# whole source. Untracked files count: they would be part of the build context.
-# TODO: files ignored by git are still in the build context unless the app's .dockerignore
-# excludes them (a local .env, say); building from `git archive` would exclude them for sure.
+# The checkout must be a git work tree without any change: the image is built from its commit,
+# and an uncommitted change (an untracked file too) is most likely one the operator meant to ship.
 check_checkout() {
   local app_dir=$1 inside dirty
   inside=$(git -C "$app_dir" rev-parse --is-inside-work-tree 2>/dev/null) || inside=false
@@ -37,7 +39,20 @@ check_checkout() {
     fail "$app_dir has uncommitted changes (above);" \
       "commit or remove them, the image must be exactly one commit"
   fi
-  [ -f "$app_dir/Dockerfile" ] || fail "$app_dir has no Dockerfile"
+  git -C "$app_dir" cat-file -e HEAD:Dockerfile 2>/dev/null \
+    || fail "$app_dir has no Dockerfile in its commit (the build context is the commit's files)"
+}
+
+# Builds image $3 from the files of commit $2 of the checkout $1 (see the top of this file).
+build_image() {
+  local app_dir=$1 commit=$2 reference=$3 env=$4 statuses
+  set +e
+  git -C "$app_dir" archive --format=tar "$commit" | docker build -t "$reference" -
+  statuses=("${PIPESTATUS[@]}")
+  set -e
+  [ "${statuses[1]}" = 0 ] || fail "docker build failed (above); nothing pushed, config/$env.yaml unchanged"
+  [ "${statuses[0]}" = 0 ] \
+    || fail "git archive $commit failed (above); nothing pushed, config/$env.yaml unchanged"
 }
 
 # image.repository of config/<env>.yaml with tag $1, from the output $2 of `bump.js --dry-run`,
@@ -83,9 +98,8 @@ main() {
   command -v docker >/dev/null \
     || fail "docker is not installed (or not on PATH); it is needed to build and push $reference"
 
-  say "docker build -t $reference $app_dir"
-  docker build -t "$reference" "$app_dir" \
-    || fail "docker build failed (above); nothing pushed, config/$env.yaml unchanged"
+  say "git -C $app_dir archive $commit | docker build -t $reference -"
+  build_image "$app_dir" "$commit" "$reference" "$env"
 
   say "docker push $reference"
   PUSH_LOG=$(mktemp)

@@ -25,6 +25,7 @@ let scratch: string;
 let app: string;
 let commit: string;
 let dockerLog: string;
+let contextList: string;
 
 /** `scripts/image.sh args` in the project copy, the docker stand-in first on PATH. */
 function image(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -32,6 +33,7 @@ function image(args: string[], env: NodeJS.ProcessEnv = {}) {
     PATH: `${STAND_INS}:${process.env.PATH}`,
     DOCKER_STAND_IN_LOG: dockerLog,
     DOCKER_STAND_IN_DIGEST: DIGEST,
+    DOCKER_STAND_IN_CONTEXT: contextList,
     ...env,
   });
 }
@@ -52,11 +54,15 @@ beforeAll(() => {
   app = join(scratch, 'vergabe-teilnahme');
   mkdirSync(app);
   writeFileSync(join(app, 'Dockerfile'), 'FROM python:3.12-slim\n');
+  writeFileSync(join(app, '.gitignore'), '.env\n');
   git(app, 'init', '-q');
-  git(app, 'add', 'Dockerfile');
+  git(app, 'add', 'Dockerfile', '.gitignore');
   git(app, 'commit', '-q', '-m', 'the app');
+  // A developer's local settings: ignored by git, so the checkout is clean with it.
+  writeFileSync(join(app, '.env'), 'SECRET_KEY=only-on-this-laptop\n');
   commit = git(app, 'rev-parse', 'HEAD').trim();
   dockerLog = join(scratch, 'docker.log');
+  contextList = join(scratch, 'docker-context.txt');
 });
 
 afterEach(() => {
@@ -66,6 +72,7 @@ afterEach(() => {
     git(app, 'clean', '-fdq');
   }
   rmSync(dockerLog, { force: true });
+  rmSync(contextList, { force: true });
 });
 
 afterAll(() => {
@@ -79,9 +86,11 @@ describe('a clean checkout', () => {
   let calls: string[][];
   let configured: unknown;
   let app60: string;
+  let context: string[];
   beforeAll(() => {
     result = image([app]);
     calls = dockerCalls();
+    context = readFileSync(contextList, 'utf8').split('\n').filter(Boolean).sort();
     configured = config('production').image;
     app60 = readFileSync(join(project.dir, 'dist', 'production', '60-app.yaml'), 'utf8');
   });
@@ -92,7 +101,7 @@ describe('a clean checkout', () => {
     expect(commit).toMatch(/^[0-9a-f]{40}$/);
 
     const reference = `${REPOSITORY}:${commit}`;
-    expect(calls).toEqual([['build', '-t', reference, app], ['push', reference]]);
+    expect(calls).toEqual([['build', '-t', reference, '-'], ['push', reference]]);
     expect(configured).toEqual(expect.objectContaining({ tag: commit, digest: DIGEST }));
     expect(app60).toContain(`image: ${reference}@${DIGEST}\n`);
   });
@@ -103,10 +112,15 @@ describe('a clean checkout', () => {
     expect(steps).toEqual([
       `==> checking that ${app} is a clean git checkout`,
       `==> checking that config/production.yaml accepts tag ${commit}`,
-      `==> docker build -t ${REPOSITORY}:${commit} ${app}`,
+      `==> git -C ${app} archive ${commit} | docker build -t ${REPOSITORY}:${commit} -`,
       `==> docker push ${REPOSITORY}:${commit}`,
       `==> bumping config/production.yaml to ${REPOSITORY}:${commit}@${DIGEST}`,
     ]);
+  });
+
+  test('the build context is the commit\'s files: a file git ignores (.env) is not in it', () => {
+    expect(existsSync(join(app, '.env'))).toBe(true);
+    expect(context).toEqual(['.gitignore', 'Dockerfile']);
   });
 
   test('ENV=staging bumps staging and leaves production alone', () => {
@@ -139,7 +153,17 @@ describe('refused before docker is called; config and dist unchanged', () => {
     expect(result.stderr).toMatch(/^ M Dockerfile$/m);
   });
 
-  test('a checkout with an untracked file (it would be part of the build context)', () => {
+  test('a commit without a Dockerfile', () => {
+    git(app, 'rm', '-q', 'Dockerfile');
+    git(app, 'commit', '-q', '-m', 'no Dockerfile');
+    try {
+      expectRefused(image([app]), new RegExp(`^image: ${app} has no Dockerfile in its commit`, 'm'));
+    } finally {
+      git(app, 'reset', '-q', '--hard', commit);
+    }
+  });
+
+  test('a checkout with an untracked file (most likely meant to be committed)', () => {
     writeFileSync(join(app, 'local.env'), 'SECRET_KEY=not-in-git\n');
     expectRefused(image([app]), new RegExp(`^image: ${app} has uncommitted changes`, 'm'));
   });
