@@ -266,6 +266,18 @@ export const environmentSchema = {
         backoffLimit: { type: 'integer', minimum: 0, maximum: 5, default: 1 },
         activeDeadlineSeconds: { type: 'integer', minimum: 60, maximum: 7200, default: 900 },
         backupBeforeMigrate: { type: 'boolean', default: false },
+        backupMethod: {
+          type: 'string',
+          enum: ['barmanObjectStore', 'volumeSnapshot', 'plugin'],
+          default: 'barmanObjectStore',
+          description: 'spec.method of the Backup taken before migrations: the way the database '
+            + 'Cluster is set up to back up (the platform team knows; the deploy checks the Cluster).',
+        },
+        backupPlugin: {
+          ...dnsName,
+          description: 'With backupMethod plugin: the backup plugin\'s name as the Cluster\'s '
+            + 'spec.plugins lists it, e.g. barman-cloud.cloudnative-pg.io.',
+        },
       },
     },
   },

@@ -106,6 +106,16 @@ function crossFieldProblems(config: EnvironmentConfig): string[] {
       + '(a ReadWriteOnce volume attaches to one pod only)');
   }
 
+  const { backupMethod, backupPlugin } = config.migration;
+  if (backupMethod === 'plugin' && backupPlugin === undefined) {
+    problems.push('migration.backupPlugin is required but missing: migration.backupMethod "plugin" '
+      + 'needs the plugin\'s name, as the Cluster\'s spec.plugins lists it');
+  }
+  if (backupMethod !== 'plugin' && backupPlugin !== undefined) {
+    problems.push(`migration.backupPlugin "${backupPlugin}" is set, but migration.backupMethod is `
+      + `"${backupMethod}", not "plugin"`);
+  }
+
   if (!/^[a-z0-9]/.test(config.database.role) || config.database.role.endsWith('_')) {
     problems.push(`database.role "${config.database.role}" cannot name a Kubernetes object `
       + '(it must start with a letter or digit and not end with "_")');

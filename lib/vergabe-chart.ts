@@ -124,6 +124,8 @@ export class VergabeChart extends Chart {
         ['databaseRole', config.database.role],
         ['roleMode', config.database.roleMode],
         ['backupBeforeMigrate', String(config.migration.backupBeforeMigrate)],
+        ['backupMethod', config.migration.backupMethod],
+        ['backupPlugin', config.migration.backupPlugin ?? '-'],
       ],
       extraFiles: fragment ? [{
         path: `platform-team/${config.database.cluster}-managed-role.yaml`,

@@ -116,7 +116,7 @@ phase_deploy() {
 
 # A cnpg Backup of the database cluster before migrations that are never reversed.
 step_backup() {
-  local cluster ns name manifest
+  local cluster ns name method manifest
   if ! backup_wanted; then
     say "  skipped: BACKUP=1, or backupBeforeMigrate: true in config/$ENV.yaml, turns it on"
     return 0
@@ -124,8 +124,11 @@ step_backup() {
   cluster=$(setting databaseCluster)
   ns=$(setting databaseNamespace)
   name="$cluster-$(setting namespace)-$(utc_now %Y%m%d%H%M%S)"
-  # TODO: the Backup uses the CRD's default method (barmanObjectStore); a cluster that backs up
-  # through the barman-cloud plugin or volume snapshots needs spec.method set to match.
+  # The preflight checked that the Cluster is set up for this method.
+  method="  method: $(setting backupMethod)"
+  if [ "$(setting backupMethod)" = plugin ]; then
+    method+=$'\n'"  pluginConfiguration:"$'\n'"    name: $(setting backupPlugin)"
+  fi
   manifest="apiVersion: postgresql.cnpg.io/v1
 kind: Backup
 metadata:
@@ -135,7 +138,8 @@ metadata:
     $ANNOTATION_DOMAIN/reason: before the migrations of $ENV at $COMMIT
 spec:
   cluster:
-    name: $cluster"
+    name: $cluster
+$method"
   if dry_run; then
     show kc create -f -
     say "  wait: backup.postgresql.cnpg.io $ns/$name (completed)"

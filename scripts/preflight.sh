@@ -292,17 +292,21 @@ check_cluster_issuer() {
   pass "ClusterIssuer $issuer is Ready"
 }
 
-# The shared database cluster is healthy, and the role is declared in exactly one place.
+# The shared database cluster is healthy, the role is declared in exactly one place, and (when
+# this deploy takes a backup) the Cluster is set up for the configured backup method.
 check_database_cluster() {
-  local cluster ns role mode out phase roles
+  local cluster ns role mode fields out phase roles store plugins snapshot
   cluster=$(setting databaseCluster)
   ns=$(setting databaseNamespace)
   role=$(setting databaseRole)
   mode=$(setting roleMode)
-  out=$(kcn "$ns" get cluster.postgresql.cnpg.io "$cluster" \
-    -o 'jsonpath={.spec.managed.roles[*].name}{"|"}{.status.phase}' 2>&1) ||
+  fields='{.spec.managed.roles[*].name}{"|"}{.status.phase}{"|"}'
+  fields+='{.spec.backup.barmanObjectStore.destinationPath}{"|"}{.spec.plugins[*].name}{"|"}'
+  # volumeSnapshot is a whole map (none of its fields is required), so it comes last.
+  fields+='{.spec.backup.volumeSnapshot}'
+  out=$(kcn "$ns" get cluster.postgresql.cnpg.io "$cluster" -o "jsonpath=$fields" 2>&1) ||
     die "cannot read the Cluster $ns/$cluster: ${out%%$'\n'*}"
-  IFS='|' read -r roles phase <<<"$out"
+  IFS='|' read -r roles phase store plugins snapshot <<<"$out"
   [ "$phase" = "Cluster in healthy state" ] ||
     die "the Cluster $ns/$cluster is not healthy (phase: ${phase:-none}):" \
       "ask the platform team before deploying"
@@ -320,6 +324,35 @@ check_database_cluster() {
     *) die "$PLAN: roleMode $mode is not known; known: DatabaseRole, ClusterManagedRole" ;;
   esac
   pass "Cluster $ns/$cluster is healthy; role $role is declared by $mode"
+  if backup_wanted; then check_backup_method "$ns/$cluster" "$store" "$plugins" "$snapshot"; fi
+}
+
+# A Backup whose method the Cluster is not set up for fails only after the deploy has begun:
+# check it first. $1 the Cluster, then what it has: a barman object store's destination path,
+# its plugins' names, its volumeSnapshot settings.
+check_backup_method() {
+  local cluster=$1 store=$2 plugins=$3 snapshot=$4 method plugin
+  local fix="set migration.backupMethod in config/$ENV.yaml to how it backs up (the platform team knows)"
+  method=$(setting backupMethod)
+  case $method in
+    barmanObjectStore)
+      [ -n "$store" ] || die "the Cluster $cluster has no spec.backup.barmanObjectStore, so a Backup" \
+        "with method barmanObjectStore would fail: $fix"
+      ;;
+    volumeSnapshot)
+      [ -n "$snapshot" ] || die "the Cluster $cluster has no spec.backup.volumeSnapshot, so a Backup" \
+        "with method volumeSnapshot would fail: $fix"
+      ;;
+    plugin)
+      plugin=$(setting backupPlugin)
+      [[ " $plugins " == *" $plugin "* ]] || die "the Cluster $cluster does not list the backup plugin" \
+        "$plugin in spec.plugins (it lists: ${plugins:-none}): set migration.backupPlugin in" \
+        "config/$ENV.yaml to the plugin it backs up with, or $fix"
+      method="plugin $plugin"
+      ;;
+    *) die "$PLAN: backupMethod $method is not known; known: barmanObjectStore, volumeSnapshot, plugin" ;;
+  esac
+  pass "the Cluster $cluster is set up for backups by $method"
 }
 
 # A Certificate ordered before DNS points here fails validation and counts against Let's

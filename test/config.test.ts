@@ -23,6 +23,13 @@ describe('the committed configuration', () => {
     expect(config.app.media.enabled).toBe(false);
     expect(config.app.replicas).toBe(1);
   });
+
+  test('without migration.backupMethod a backup uses barmanObjectStore, cnpg\'s own default', () => {
+    const data = productionWith((c) => { delete c.migration.backupMethod; });
+    const { config } = parseEnvironment('production', data);
+    expect(config.migration.backupMethod).toBe('barmanObjectStore');
+    expect(config.migration.backupPlugin).toBeUndefined();
+  });
 });
 
 describe('bad input names the environment, the field and the value', () => {
@@ -79,6 +86,19 @@ describe('bad input names the environment, the field and the value', () => {
       'config production: image.pullSecret "Gitea_Registry" is not a Secret name (a DNS-1123 label) or null'],
     ['a worker count out of range', (c) => { c.app.gunicorn.workers = 0; },
       'config production: app.gunicorn.workers 0: must be >= 1'],
+    ['a backup method cnpg does not know', (c) => { c.migration.backupMethod = 'pgdump'; },
+      'config production: migration.backupMethod "pgdump" is not one of '
+        + '["barmanObjectStore","volumeSnapshot","plugin"]'],
+    ['backups by a plugin without its name', (c) => { c.migration.backupMethod = 'plugin'; },
+      'config production: migration.backupPlugin is required but missing: migration.backupMethod "plugin" '
+        + 'needs the plugin\'s name'],
+    ['a backup plugin named while the method is not plugin',
+      (c) => { c.migration.backupPlugin = 'barman-cloud.cloudnative-pg.io'; },
+      'config production: migration.backupPlugin "barman-cloud.cloudnative-pg.io" is set, but '
+        + 'migration.backupMethod is "barmanObjectStore", not "plugin"'],
+    ['a backup plugin name that is not a DNS name',
+      (c) => { c.migration.backupMethod = 'plugin'; c.migration.backupPlugin = 'Barman Cloud'; },
+      'config production: migration.backupPlugin "Barman Cloud" is not a fully qualified DNS name'],
   ])('%s', (_case, change, expected) => {
     const problems = problemsWith(change);
     const pattern = new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);

@@ -376,6 +376,18 @@ function filesContaining(dir: string, text: string): string[] {
 /** The error lines a script printed: exactly one is expected for an expected failure. */
 const errorLines = (run: Run) => run.stderr.split('\n').filter((l) => l.startsWith('error: '));
 
+/** Sets the backup method (and plugin) in the copy's config, synthesizes and commits. */
+function configureBackup(repo: string, method: string, plugin: string): void {
+  const file = join(repo, 'config', `${ENV}.yaml`);
+  const text = readFileSync(file, 'utf8');
+  if (!/^ {2}backupMethod: .*$/m.test(text)) throw new Error(`no backupMethod line in ${file}`);
+  writeFileSync(file, text.replace(/^ {2}backupMethod: .*$/m,
+    `  backupMethod: ${method}\n  backupPlugin: ${plugin}`));
+  const synth = spawnSync(process.execPath, ['scripts/synth.js'], { cwd: repo, encoding: 'utf8' });
+  if (synth.status !== 0) throw new Error(`synth of the test copy failed: ${synth.stderr}`);
+  git(repo, 'commit', '--quiet', '--all', '--message', `backups by ${method}`);
+}
+
 function expectStoppedBeforeAnyChange(run: Run, reason: RegExp): void {
   expect(run.status).not.toBe(0);
   expect(run.calls.filter(isChange).map((c) => c.args.join(' '))).toEqual([]);
@@ -761,6 +773,23 @@ describe('preflight stops before anything is applied', () => {
     expectStoppedBeforeAnyChange(roleInCluster(), new RegExp(`lists role ${plan.settings.databaseRole} in spec\\.managed\\.roles`));
   });
 
+  const noBackupStore = scenario('vergabe-deploy',
+    { vars: ['BACKUP=1'], scenario: { STANDIN_CLUSTER_BACKUP: 'none' } });
+  test('when a backup is asked for and the Cluster is not set up for its method', () => {
+    expectStoppedBeforeAnyChange(noBackupStore(), new RegExp(`the Cluster ${plan.settings.databaseNamespace}/`
+      + `${plan.settings.databaseCluster} has no spec\\.backup\\.barmanObjectStore, so a Backup with method `
+      + 'barmanObjectStore would fail: set migration\\.backupMethod in config/production\\.yaml'));
+  });
+
+  const otherPlugin = scenario('vergabe-deploy', { vars: ['BACKUP=1'],
+    scenario: { STANDIN_CLUSTER_BACKUP: 'plugin:barman-cloud.cloudnative-pg.io' },
+    prepare: (repo) => configureBackup(repo, 'plugin', 'other-backups.example.org') });
+  test('when the backup plugin of the config is not one the Cluster lists', () => {
+    expectStoppedBeforeAnyChange(otherPlugin(), new RegExp('does not list the backup plugin '
+      + 'other-backups\\.example\\.org in spec\\.plugins \\(it lists: cnpg-i-other\\.example\\.org '
+      + 'barman-cloud\\.cloudnative-pg\\.io\\)'));
+  });
+
   const dns = scenario('vergabe-deploy', () => ({
     scenario: { STANDIN_DNS: `${plan.settings.ingressAddress} 203.0.113.7` },
   }));
@@ -816,9 +845,37 @@ describe('a failing phase stops the deploy', () => {
     expect(backup.metadata.namespace).toBe(plan.settings.databaseNamespace);
     expect(backup.metadata.name).toMatch(new RegExp(`^${plan.settings.databaseCluster}-.*-\\d{14}$`));
     expect(backup.spec.cluster.name).toBe(plan.settings.databaseCluster);
+    expect(backup.spec.method).toBe('barmanObjectStore');
+    expect(backup.spec.pluginConfiguration).toBeUndefined();
+    expect(run.stdout).toContain(`the Cluster ${plan.settings.databaseNamespace}/${plan.settings.databaseCluster} `
+      + 'is set up for backups by barmanObjectStore');
     expect(run.status).not.toBe(0);
     expect(errorLines(run)).toEqual([expect.stringMatching(/backup .* did not complete \(failed\): the migrations did not run/)]);
     expect(kubectl(run).filter(isApply).map(target)).not.toContain(`dist/${ENV}/${migrateFile}`);
+  });
+});
+
+describe('a backup through a cnpg-i plugin', () => {
+  const plugin = 'barman-cloud.cloudnative-pg.io';
+  const pluginBackup = scenario('vergabe-deploy', { vars: ['BACKUP=1'],
+    scenario: { STANDIN_CLUSTER_BACKUP: `plugin:${plugin}` },
+    prepare: (repo) => configureBackup(repo, 'plugin', plugin) });
+  test('names the method and the plugin in the Backup, and the migrations run after it', () => {
+    const run = pluginBackup();
+    const create = kubectl(run)
+      .find((c) => verb(c) === 'create' && (c.stdin ?? '').includes('kind: Backup')) as Call;
+    const backup = parse(create.stdin as string);
+
+    expect(run.status).toBe(0);
+    expect(backup.spec).toEqual({
+      cluster: { name: plan.settings.databaseCluster },
+      method: 'plugin',
+      pluginConfiguration: { name: plugin },
+    });
+    expect(run.stdout).toContain(`is set up for backups by plugin ${plugin}`);
+    const migrateFile = plan.phases
+      .find((p) => p.id === plan.objects.find((o) => o.wait === 'complete')?.phase)?.file;
+    expect(kubectl(run).filter(isApply).map(target)).toContain(`dist/${ENV}/${migrateFile}`);
   });
 });
 
