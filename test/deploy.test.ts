@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from 'child_process';
 import {
   accessSync, appendFileSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync,
-  renameSync, rmSync, statfsSync, statSync, symlinkSync, writeFileSync,
+  realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync, writeFileSync,
 } from 'fs';
 import { cpus, tmpdir } from 'os';
 import { join } from 'path';
@@ -85,8 +85,8 @@ function encryptedSecret(secret: { namespace: string; name: string; type: string
 
 /**
  * The project as committed after an image bump: a real tag, fresh dist/, encrypted secrets. Its
- * .cache/ links to one folder that every copy shares, seeded with the repository's synth cache,
- * so no synthesis in the copies bundles again.
+ * .cache/ links to one folder that the copies share (a copy whose files a scenario changes gets
+ * its own), seeded with the repository's synth cache, so no synthesis in the copies bundles again.
  */
 function makeTemplate(dir: string): void {
   mkdirSync(dir);
@@ -229,9 +229,18 @@ async function runFolder(target: string, options: MakeOptions): Promise<{ dir: s
   const dir = join(base, `run-${++runs}`);
   for (const sub of ['log/calls', 'log/state', 'home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
   if (readsOnly(target, options)) return { dir, repo: shared };
-  await copyTemplate(join(dir, 'repo'));
-  options.prepare?.(join(dir, 'repo'));
-  return { dir, repo: join(dir, 'repo') };
+  const repo = join(dir, 'repo');
+  await copyTemplate(repo);
+  if (options.prepare) {
+    // A cache of its own: a synth of changed files would record a last run that fits no other
+    // copy, and the synths of the others would then each do the whole work again.
+    const cache = join(repo, '.cache');
+    const shared = realpathSync(cache);
+    rmSync(cache);
+    cpSync(shared, cache, { recursive: true, filter: (file) => !file.endsWith('.tmp') });
+    options.prepare(repo);
+  }
+  return { dir, repo };
 }
 
 interface MakeOptions {
