@@ -116,7 +116,7 @@ phase_deploy() {
 
 # A cnpg Backup of the database cluster before migrations that are never reversed.
 step_backup() {
-  local cluster ns name method manifest
+  local cluster ns name method how manifest
   if ! backup_wanted; then
     say "  skipped: BACKUP=1, or backupBeforeMigrate: true in config/$ENV.yaml, turns it on"
     return 0
@@ -125,9 +125,10 @@ step_backup() {
   ns=$(setting databaseNamespace)
   name="$cluster-$(setting namespace)-$(utc_now %Y%m%d%H%M%S)"
   # The preflight checked that the Cluster is set up for this method.
-  method="  method: $(setting backupMethod)"
-  if [ "$(setting backupMethod)" = plugin ]; then
-    method+=$'\n'"  pluginConfiguration:"$'\n'"    name: $(setting backupPlugin)"
+  method=$(setting backupMethod)
+  how="  method: $method"
+  if [ "$method" = plugin ]; then
+    how+=$'\n'"  pluginConfiguration:"$'\n'"    name: $(setting backupPlugin)"
   fi
   manifest="apiVersion: postgresql.cnpg.io/v1
 kind: Backup
@@ -139,7 +140,7 @@ metadata:
 spec:
   cluster:
     name: $cluster
-$method"
+$how"
   if dry_run; then
     show kc create -f -
     say "  wait: backup.postgresql.cnpg.io $ns/$name (completed)"
