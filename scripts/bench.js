@@ -18,6 +18,7 @@ const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const { filesUnder } = require('./stamps');
 const { esbuildOptions } = require('./synth');
 
 const root = path.resolve(__dirname, '..');
@@ -181,22 +182,14 @@ function makeCopy(name) {
 }
 
 /**
- * Every file under `dir`, relative path to content.
+ * Every file under `dir`, relative path to content; a harness error when there is none.
  * @param {string} dir
  * @returns {Record<string, string>}
  */
 function readTree(dir) {
-  /** @type {Record<string, string>} */
-  const files = {};
-  const walk = (/** @type {string} */ current) => {
-    for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
-      const full = path.join(current, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else files[path.relative(dir, full)] = fs.readFileSync(full, 'utf8');
-    }
-  };
-  walk(dir);
-  return files;
+  const files = filesUnder(dir);
+  if (files.length === 0) throw new HarnessError(`${dir} holds no file: the synth wrote nothing`);
+  return Object.fromEntries(files.map((file) => [file, fs.readFileSync(path.join(dir, file), 'utf8')]));
 }
 
 /**

@@ -15,6 +15,7 @@
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
+const { filesUnder } = require('./stamps');
 const { BundleError, loadTypeScript } = require('./ts-module');
 
 const root = path.resolve(__dirname, '..');
@@ -114,24 +115,7 @@ function writeWhole(file, content) {
  * @returns {Map<string, string>}
  */
 function readTree(dir) {
-  /** @type {Map<string, string>} */
-  const files = new Map();
-  /** @param {string} sub */
-  const walk = (sub) => {
-    let entries;
-    try {
-      entries = fs.readdirSync(path.join(dir, sub), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const relative = path.join(sub, entry.name);
-      if (entry.isDirectory()) walk(relative);
-      else files.set(relative, fs.readFileSync(path.join(dir, relative), 'utf8'));
-    }
-  };
-  walk('');
-  return files;
+  return new Map(filesUnder(dir).map((file) => [file, fs.readFileSync(path.join(dir, file), 'utf8')]));
 }
 
 /**

@@ -5,7 +5,8 @@
  * and the project's own files also with a hash of their content, read only when the times differ
  * (a copy of the project has new times and the same content). Paths are recorded relative to the
  * project, or absolute for files outside it (node_modules as a link to another checkout), so that
- * copies at any depth agree on them.
+ * copies at any depth agree on them. filesUnder() lists a folder's files for the scripts that
+ * compare or record what a synth wrote.
  */
 'use strict';
 const fs = require('fs');
@@ -112,6 +113,33 @@ function fileClock(dir) {
 }
 
 /**
+ * Every file under `dir`, as paths relative to it, in name order (folder by folder); empty when
+ * `dir` does not exist.
+ * @param {string} dir
+ * @returns {string[]}
+ */
+function filesUnder(dir) {
+  /** @type {string[]} */
+  const files = [];
+  /** @param {string} sub */
+  const walk = (sub) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(path.join(dir, sub), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const relative = path.join(sub, entry.name);
+      if (entry.isDirectory()) walk(relative);
+      else files.push(relative);
+    }
+  };
+  walk('');
+  return files;
+}
+
+/**
  * Writes `content` to `file` through a temporary sibling and a rename, so that a reader never sees
  * half a file (two runs may write at once).
  * @param {string} file
@@ -123,4 +151,4 @@ function writeWhole(file, content) {
   fs.renameSync(temporary, file);
 }
 
-module.exports = { contentHash, fileClock, inputKey, stamp, times, unchanged, writeWhole };
+module.exports = { contentHash, fileClock, filesUnder, inputKey, stamp, times, unchanged, writeWhole };

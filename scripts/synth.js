@@ -27,7 +27,9 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const { createRequire, isBuiltin } = require('module');
-const { contentHash, fileClock, inputKey, stamp, times, unchanged, writeWhole } = require('./stamps');
+const {
+  contentHash, fileClock, filesUnder, inputKey, stamp, times, unchanged, writeWhole,
+} = require('./stamps');
 const { run } = require('./ts-module');
 
 const root = path.resolve(__dirname, '..');
@@ -246,24 +248,8 @@ function load(bundle, requireFn) {
  * @returns {Record<string, string>}
  */
 function digestTree(dir) {
-  /** @type {Record<string, string>} */
-  const out = {};
-  /** @param {string} folder */
-  const walk = (folder) => {
-    let entries;
-    try {
-      entries = fs.readdirSync(path.join(root, folder), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const file = path.join(folder, entry.name);
-      if (entry.isDirectory()) walk(file);
-      else out[file] = contentHash(path.join(root, file));
-    }
-  };
-  walk(dir);
-  return out;
+  return Object.fromEntries(filesUnder(path.join(root, dir))
+    .map((file) => [path.join(dir, file), contentHash(path.join(root, dir, file))]));
 }
 
 /**
